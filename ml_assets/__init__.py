@@ -1,0 +1,1 @@
+"""ml_assets: a machine-learning pipeline as a Dagster asset graph."""

@@ -1,0 +1,34 @@
+"""The `ml_assets` code location: every layer's assets, checks and resources in one place."""
+
+import warnings
+
+import dagster as dg
+
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+warnings.filterwarnings("ignore", category=dg.SupersessionWarning)
+
+from ml_assets.assets.features import flight_features  # noqa: E402
+from ml_assets.assets.processed import processed_assets  # noqa: E402
+from ml_assets.assets.raw import raw_assets  # noqa: E402
+from ml_assets.freshness import partition_freshness, with_freshness  # noqa: E402
+from ml_assets.resources import resources_for_env  # noqa: E402
+
+data_assets = [*raw_assets, *processed_assets, flight_features]
+daily_assets = [a for a in data_assets if a.partitions_def is not None]
+freshness_checks, freshness_sensor = partition_freshness(daily_assets)
+
+defs = dg.Definitions(
+    assets=data_assets,
+    asset_checks=freshness_checks,
+    sensors=[freshness_sensor],
+    jobs=[
+        dg.define_asset_job(
+            "data_layers",
+            selection=dg.AssetSelection.groups("raw", "processed", "features")
+            - dg.AssetSelection.checks(*freshness_checks),
+            description="Raw → processed → features for a day range (one run per range).",
+        )
+    ],
+    resources=resources_for_env(),
+).map_asset_specs(func=with_freshness)

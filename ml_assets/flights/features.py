@@ -1,0 +1,253 @@
+"""Flight features, point-in-time correct at the prediction point (2 h before scheduled departure).
+
+What is known when, the contract the leakage test enforces:
+- a flight's schedule (carrier, route, times, aircraft) is published in advance;
+- its actual departure (and so its departure delay) is known when it departs;
+- a cancellation is known by its scheduled departure (airlines announce them ahead);
+- whether it left within 15 min of schedule is known 15 min after its scheduled departure;
+- its arrival outcome (the label) is complete LABEL_LAG_DAYS after its day;
+- a weather observation is known at its observation hour.
+"""
+
+from datetime import date, timedelta
+
+import polars as pl
+
+from ml_assets.flights.feature_spec import (
+    DISRUPTION_DELAY_MINUTES,
+    FEATURES,
+    HISTORY_DAYS,
+    KEY_COLUMNS,
+    LABEL,
+    LABEL_COLUMNS,
+    LABEL_LAG_DAYS,
+    ONLINE_WINDOW_HOURS,
+    PREDICTION_LEAD_HOURS,
+)
+
+WEATHER_VALUES = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip",
+                  "pressure", "visib"]  # fmt: skip
+WEATHER_TREND_VALUES = ["temp", "pressure", "visib", "wind_speed"]
+WEATHER_MAX_AGE = "6h"  # an older observation is treated as missing
+TREND_HOURS = 3
+
+# How many days of each input one day of features needs, before the day itself.
+FLIGHT_DAYS_BEFORE = HISTORY_DAYS + LABEL_LAG_DAYS
+WEATHER_DAYS_BEFORE = 1  # early departures have their prediction point on the previous day
+
+
+def build_flight_features(
+    flights: pl.DataFrame,
+    weather: pl.DataFrame,
+    planes: pl.DataFrame,
+    holidays: list[date],
+    start: date,
+    end: date,
+) -> pl.DataFrame:
+    """Features and labels for the flights of days start..end.
+
+    `flights` must cover start - FLIGHT_DAYS_BEFORE .. end and `weather` start -
+    WEATHER_DAYS_BEFORE .. end (processed tables); `planes` is the aircraft dimension.
+    """
+    targets = (
+        flights.filter(pl.col("date").is_between(start, end))
+        .with_columns(
+            prediction_time_utc=pl.col("sched_dep_utc") - pl.duration(hours=PREDICTION_LEAD_HOURS)
+        )
+        .sort("prediction_time_utc")
+    )
+    targets = _schedule_features(targets, holidays)
+    targets = _aircraft_features(targets, planes).sort("prediction_time_utc")
+    targets = _weather_features(targets, weather)
+    targets = _origin_operations_features(targets, flights)
+    targets = _history_features(targets, flights)
+    targets = targets.with_columns(
+        _disrupted(pl.col("arr_delay"), pl.col("cancelled"), pl.col("diverted")).alias(LABEL),
+        label_arr_delay=pl.col("arr_delay"),
+    )
+    return targets.select(KEY_COLUMNS + FEATURES + LABEL_COLUMNS).sort("sched_dep_utc", "flight_id")
+
+
+def _disrupted(arr_delay: pl.Expr, cancelled: pl.Expr, diverted: pl.Expr) -> pl.Expr:
+    """FAA: arrival delay >= 15 min is late; cancelled and diverted flights are disrupted."""
+    return (arr_delay >= DISRUPTION_DELAY_MINUTES).fill_null(False) | cancelled | diverted
+
+
+def _ratio(numerator: str, denominator: str) -> pl.Expr:
+    """numerator / denominator, null (unknown) when there is nothing to divide by."""
+    return pl.when(pl.col(denominator) > 0).then(pl.col(numerator) / pl.col(denominator))
+
+
+def _schedule_features(targets: pl.DataFrame, holidays: list[date]) -> pl.DataFrame:
+    days = targets.select(pl.col("date").unique().sort())
+    distance = pl.min_horizontal(
+        [(pl.col("date") - pl.lit(h)).dt.total_days().abs() for h in holidays] or [pl.lit(None)]
+    )
+    days = days.with_columns(
+        is_holiday=pl.col("date").is_in(holidays).cast(pl.Int8),
+        days_to_holiday=distance.cast(pl.Int32),
+    )
+    return targets.join(days, on="date", how="left").with_columns(
+        month=pl.col("date").dt.month().cast(pl.Int32),
+        weekday=pl.col("date").dt.weekday().cast(pl.Int32),
+        sched_hour=pl.col("hour"),
+        sched_minute=pl.col("minute"),
+    )
+
+
+def _aircraft_features(targets: pl.DataFrame, planes: pl.DataFrame) -> pl.DataFrame:
+    aircraft = planes.select(
+        "tailnum",
+        plane_built=pl.col("year"),
+        plane_seats=pl.col("seats"),
+        plane_engines=pl.col("engines"),
+    )
+    joined = targets.join(aircraft, on="tailnum", how="left")
+    age = pl.col("date").dt.year() - pl.col("plane_built")
+    return joined.with_columns(plane_age=age.cast(pl.Int32)).drop("plane_built")
+
+
+def _weather_features(targets: pl.DataFrame, weather: pl.DataFrame) -> pl.DataFrame:
+    """Latest observation at the origin not after the prediction point, and its 3-hour trend."""
+    observations = weather.select(
+        "origin", observed_utc=pl.col("time_hour"), **{f"wx_{v}": pl.col(v) for v in WEATHER_VALUES}
+    ).sort("observed_utc")
+    latest = targets.join_asof(
+        observations,
+        left_on="prediction_time_utc",
+        right_on="observed_utc",
+        by="origin",
+        strategy="backward",
+        tolerance=WEATHER_MAX_AGE,
+        check_sortedness=False,  # both sides sorted by time
+    ).with_columns(
+        wx_age_minutes=(pl.col("prediction_time_utc") - pl.col("observed_utc")).dt.total_minutes()
+    )
+    earlier = (
+        latest.with_columns(
+            trend_time=pl.col("prediction_time_utc") - pl.duration(hours=TREND_HOURS)
+        )
+        .sort("trend_time")
+        .join_asof(
+            observations.select(
+                "origin", "observed_utc", *[pl.col(f"wx_{v}").alias(f"before_{v}") for v in WEATHER_TREND_VALUES]
+            ).rename({"observed_utc": "before_utc"}),
+            left_on="trend_time",
+            right_on="before_utc",
+            by="origin",
+            strategy="backward",
+            tolerance=WEATHER_MAX_AGE,
+            check_sortedness=False,
+        )
+    )
+    deltas = {
+        f"wx_{v}_delta_{TREND_HOURS}h": pl.col(f"wx_{v}") - pl.col(f"before_{v}")
+        for v in WEATHER_TREND_VALUES
+    }
+    helper_columns = ["observed_utc", "trend_time", "before_utc"] + [
+        f"before_{v}" for v in WEATHER_TREND_VALUES
+    ]
+    return earlier.with_columns(**deltas).drop(helper_columns).sort("prediction_time_utc")
+
+
+def _origin_operations_features(targets: pl.DataFrame, flights: pl.DataFrame) -> pl.DataFrame:
+    """Departures from the same origin in the hours before the prediction point."""
+    window = timedelta(hours=ONLINE_WINDOW_HOURS)
+    on_time_limit = pl.duration(minutes=DISRUPTION_DELAY_MINUTES)
+    departures = flights.filter(pl.col("actual_dep_utc").is_not_null()).select(
+        "origin", time="actual_dep_utc", _departed=pl.lit(1), _delay_sum="dep_delay"
+    )
+    punctuality = flights.select(
+        "origin",
+        time=pl.col("sched_dep_utc") + on_time_limit,
+        _due=pl.lit(1),
+        _late=(
+            pl.col("actual_dep_utc").is_null()
+            | (pl.col("actual_dep_utc") > pl.col("sched_dep_utc") + on_time_limit)
+        ).cast(pl.Int64),
+    )
+    cancellations = flights.filter(pl.col("cancelled")).select(
+        "origin", time="sched_dep_utc", _cancelled=pl.lit(1)
+    )
+    at = "prediction_time_utc"
+    targets = _add_trailing_sums(targets, departures, "origin", at, window)
+    targets = _add_trailing_sums(targets, punctuality, "origin", at, window)
+    targets = _add_trailing_sums(targets, cancellations, "origin", at, window)
+    return targets.with_columns(
+        origin_recent_departures=pl.col("_departed"),
+        origin_recent_mean_dep_delay=_ratio("_delay_sum", "_departed"),
+        origin_recent_late_share=_ratio("_late", "_due"),
+        origin_recent_cancelled=pl.col("_cancelled"),
+    ).drop("_departed", "_delay_sum", "_due", "_late", "_cancelled")
+
+
+def _history_features(targets: pl.DataFrame, flights: pl.DataFrame) -> pl.DataFrame:
+    """Disruption rates over the HISTORY_DAYS complete days ending LABEL_LAG_DAYS + 1 days
+    before the flight's day, by route, carrier and origin-hour."""
+    outcomes = flights.select(
+        "date",
+        "origin",
+        "dest",
+        "carrier",
+        "hour",
+        _flights=pl.lit(1),
+        _disrupted=_disrupted(pl.col("arr_delay"), pl.col("cancelled"), pl.col("diverted")).cast(
+            pl.Int64
+        ),
+    )
+    targets = targets.with_columns(
+        history_end=pl.col("date") - pl.duration(days=LABEL_LAG_DAYS + 1)
+    ).sort("history_end")
+    window = timedelta(days=HISTORY_DAYS)
+    for name, keys in {
+        "route": ["origin", "dest"],
+        "carrier": ["carrier"],
+        "origin_hour": ["origin", "hour"],
+    }.items():
+        events = outcomes.select(*keys, "_flights", "_disrupted", time="date")
+        targets = _add_trailing_sums(targets, events, keys, "history_end", window)
+        targets = targets.with_columns(
+            **{
+                f"{name}_hist_flights": pl.col("_flights"),
+                f"{name}_hist_disruption_rate": _ratio("_disrupted", "_flights"),
+            }
+        ).drop("_flights", "_disrupted")
+    return targets.drop("history_end").sort("prediction_time_utc")
+
+
+def _add_trailing_sums(
+    targets: pl.DataFrame,
+    events: pl.DataFrame,
+    by: str | list[str],
+    at: str,
+    window: timedelta,
+) -> pl.DataFrame:
+    """Add, for each target, the sums of the event value columns over events of the same `by`
+    group with time in (at - window, at]: cumulative sums looked up at both ends by as-of joins.
+    Targets must be sorted by `at`; groups without events get 0."""
+    by = [by] if isinstance(by, str) else by
+    values = [c for c in events.columns if c not in (*by, "time")]
+    cumulative = (
+        events.group_by(*by, "time")
+        .agg(pl.col(values).sum())
+        .sort("time")
+        .with_columns(pl.col(values).cum_sum().over(by))
+    )
+
+    def lookup(frame: pl.DataFrame, time_column: str, suffix: str) -> pl.DataFrame:
+        renamed = cumulative.rename({v: f"{v}{suffix}" for v in values} | {"time": f"time{suffix}"})
+        return frame.join_asof(
+            renamed,
+            left_on=time_column,
+            right_on=f"time{suffix}",
+            by=by,
+            strategy="backward",
+            check_sortedness=False,  # sorted above; polars cannot verify it within groups
+        ).drop(f"time{suffix}")
+
+    windowed = lookup(targets, at, "_end").with_columns(window_start=pl.col(at) - window)
+    windowed = lookup(windowed.sort("window_start"), "window_start", "_start").sort(at)
+    return windowed.with_columns(
+        (pl.col(f"{v}_end").fill_null(0) - pl.col(f"{v}_start").fill_null(0)).alias(v)
+        for v in values
+    ).drop("window_start", *[f"{v}{s}" for v in values for s in ("_end", "_start")])

@@ -1,0 +1,1 @@
+"""Generic data quality: row-level validation with quarantine, quality gates, profiles."""

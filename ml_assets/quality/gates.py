@@ -1,0 +1,145 @@
+"""Quality gates: blocking asset checks computed from a validation result.
+
+The thresholds for each table live in `ml_assets.flights.quality_gates`; this module knows how
+to turn them into check specs and results.
+"""
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import dagster as dg
+import polars as pl
+
+from ml_assets.metadata import markdown_table
+from ml_assets.quality.validation import ValidationResult
+
+
+@dataclass(frozen=True)
+class QualityGate:
+    max_quarantine_rate: float  # share of delivered rows that break a rule
+    max_null_rate: dict[str, float] = field(default_factory=dict)  # per column, worst day
+    min_rows_per_day: int | None = None  # daily tables only
+    short_day_blocks: bool = True  # False: a short day only warns (downstream copes with gaps)
+
+
+CHECKS = {
+    "schema_conforms": "The stored rows match the pandera schema exactly (types, rules, no extra columns).",
+    "key_unique": "No two stored rows share the table key.",
+    "quarantine_rate": "The share of delivered rows sent to quarantine stays under the threshold.",
+    "null_rates": "Each watched column's null rate stays under its threshold on every day.",
+    "rows_per_day": "Every day has at least the minimum number of rows (an empty or cut-short delivery fails).",
+}  # fmt: skip
+
+
+def gate_check_specs(asset: str, gate: QualityGate) -> list[dg.AssetCheckSpec]:
+    names = [n for n in CHECKS if n != "rows_per_day" or gate.min_rows_per_day is not None]
+    return [
+        dg.AssetCheckSpec(
+            name,
+            asset=asset,
+            description=CHECKS[name],
+            blocking=name != "rows_per_day" or gate.short_day_blocks,
+        )
+        for name in names
+    ]
+
+
+def evaluate_gates(
+    result: ValidationResult,
+    schema,
+    key: list[str],
+    gate: QualityGate,
+    days: list[date] | None = None,
+) -> list[dg.AssetCheckResult]:
+    """All gate results; `days` lists the days delivered (daily tables), empty ones included."""
+    clean = result.clean
+    by_day = "date" in clean.columns
+    results = [
+        _schema_conforms(clean, schema),
+        _key_unique(clean, key),
+        _quarantine_rate(result, gate.max_quarantine_rate),
+        _null_rates(clean, gate.max_null_rate, by_day),
+    ]
+    if gate.min_rows_per_day is not None:
+        severity = dg.AssetCheckSeverity.ERROR if gate.short_day_blocks else dg.AssetCheckSeverity.WARN
+        results.append(_rows_per_day(clean, gate.min_rows_per_day, days or [], severity))
+    return results
+
+
+def _schema_conforms(clean: pl.DataFrame, schema) -> dg.AssetCheckResult:
+    import pandera.errors
+
+    try:
+        schema.validate(clean.select(list(schema.columns)), lazy=True)
+    except pandera.errors.SchemaErrors as errors:
+        return dg.AssetCheckResult(
+            check_name="schema_conforms",
+            passed=False,
+            metadata={"failures": dg.MetadataValue.md(markdown_table(errors.failure_cases.head(20)))},
+        )
+    return dg.AssetCheckResult(check_name="schema_conforms", passed=True)
+
+
+def _key_unique(clean: pl.DataFrame, key: list[str]) -> dg.AssetCheckResult:
+    duplicated = clean.height - clean.select(key).unique().height
+    return dg.AssetCheckResult(
+        check_name="key_unique",
+        passed=duplicated == 0,
+        metadata={"key": ", ".join(key), "duplicated_rows": duplicated},
+    )
+
+
+def _quarantine_rate(result: ValidationResult, limit: float) -> dg.AssetCheckResult:
+    rate = result.quarantined_rows / result.raw_rows if result.raw_rows else 0.0
+    rules = result.rule_counts()
+    return dg.AssetCheckResult(
+        check_name="quarantine_rate",
+        passed=rate <= limit,
+        metadata={
+            "quarantine_rate": rate,
+            "threshold": limit,
+            "quarantined_rows": result.quarantined_rows,
+            "delivered_rows": result.raw_rows,
+            "violations_by_rule": dg.MetadataValue.json(rules),
+        },
+    )
+
+
+def _null_rates(clean: pl.DataFrame, limits: dict[str, float], by_day: bool) -> dg.AssetCheckResult:
+    if not limits or clean.is_empty():
+        return dg.AssetCheckResult(check_name="null_rates", passed=True, metadata={"columns": len(limits)})
+    rates = [pl.col(c).is_null().mean().alias(c) for c in limits]
+    per_day = clean.group_by("date").agg(rates) if by_day else clean.select(rates)
+    worst = per_day.select(pl.col(list(limits)).max()).row(0, named=True)
+    breaches = {c: round(worst[c], 4) for c in limits if worst[c] > limits[c]}
+    return dg.AssetCheckResult(
+        check_name="null_rates",
+        passed=not breaches,
+        metadata={
+            "worst_day_null_rate": dg.MetadataValue.json({c: round(v, 4) for c, v in worst.items()}),
+            "thresholds": dg.MetadataValue.json(limits),
+            "breaches": dg.MetadataValue.json(breaches),
+        },
+    )
+
+
+def _rows_per_day(
+    clean: pl.DataFrame, minimum: int, days: list[date], severity: dg.AssetCheckSeverity
+) -> dg.AssetCheckResult:
+    counts = (
+        pl.DataFrame({"date": days}, schema={"date": pl.Date})
+        .join(clean.group_by("date").agg(rows=pl.len()), on="date", how="left")
+        .with_columns(pl.col("rows").fill_null(0))
+    )
+    short = counts.filter(pl.col("rows") < minimum).sort("date")
+    return dg.AssetCheckResult(
+        check_name="rows_per_day",
+        passed=short.is_empty(),
+        severity=severity,
+        metadata={
+            "minimum": minimum,
+            "fewest_rows": int(counts.get_column("rows").min() or 0),
+            "days": len(days),
+            "short_days": dg.MetadataValue.md(markdown_table(short)) if short.height else "none",
+        },
+    )

@@ -1,0 +1,154 @@
+"""Row-level validation: raw string rows in, typed clean rows and quarantined rows out.
+
+A pandera schema is the single statement of a table's types and rules. Every raw row either
+lands in `clean` or in `quarantine` (once per rule it breaks, with the rule, the offending
+value and the whole source row), so nothing is silently dropped.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from ml_assets.flights.contracts import NULL_MARKERS
+
+ROW_ID = "_row_id"
+PROVENANCE = ["_source_file", "_source_row"]
+FAILURE_SCHEMA = {ROW_ID: pl.UInt32, "rule": pl.String, "column": pl.String, "value": pl.String}
+QUARANTINE_SCHEMA = {
+    "rule": pl.String,
+    "column": pl.String,
+    "value": pl.String,
+    "_source_file": pl.String,
+    "_source_row": pl.Int64,
+    "source_record": pl.String,
+}
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    clean: pl.DataFrame
+    quarantine: pl.DataFrame
+    raw_rows: int
+
+    @property
+    def quarantined_rows(self) -> int:
+        return self.quarantine.select(PROVENANCE).unique().height
+
+    def rule_counts(self) -> dict[str, int]:
+        counts = self.quarantine.group_by("rule").len().sort("len", descending=True)
+        return dict(counts.iter_rows())
+
+
+def validate_rows(
+    raw: pl.DataFrame,
+    schema,  # pandera.polars.DataFrameSchema
+    key: Sequence[str],
+    derive: Callable[[pl.DataFrame], pl.DataFrame] = lambda frame: frame,
+    keep: Sequence[str] = (),
+) -> ValidationResult:
+    """Type `raw` by `schema`, add `derive`d columns, split rows into clean and quarantine.
+
+    Rules, in order: malformed row (from the source), type (the string does not parse as the
+    column's type), the schema's checks, then duplicate key (first delivery wins). `keep` names
+    raw columns (such as the partition `date`) carried through untouched.
+    """
+    import pandera.errors
+
+    raw = raw.with_row_index(ROW_ID)
+    columns = {n: c.dtype for n, c in schema.columns.items() if n in raw.columns and n not in keep}
+    typed = derive(raw.select(ROW_ID, *keep, *PROVENANCE, *_typed_columns(columns)))
+    failures = [_malformed_failures(raw), _type_failures(raw, typed, columns)]
+    try:
+        schema.validate(typed.drop(ROW_ID, *PROVENANCE, strict=False), lazy=True)
+    except pandera.errors.SchemaErrors as errors:
+        failures.append(_check_failures(errors.failure_cases, typed))
+    failures = pl.concat(failures)
+    passing = typed.join(failures.select(ROW_ID).unique(), on=ROW_ID, how="anti")
+    first = passing.sort(ROW_ID).unique(subset=list(key), keep="first", maintain_order=True)
+    duplicates = passing.join(first.select(ROW_ID), on=ROW_ID, how="anti")
+    failures = pl.concat([failures, _duplicate_failures(duplicates, key)])
+    clean = first.select(*schema.columns, *PROVENANCE)
+    return ValidationResult(clean, _quarantine(raw, failures), raw.height)
+
+
+def _typed_columns(columns: dict) -> list[pl.Expr]:
+    """Parse each raw string column as its schema type; unparseable values become null."""
+    typed = []
+    for name, pandera_dtype in columns.items():
+        text = pl.col(name).str.strip_chars()
+        text = pl.when(text.is_in(NULL_MARKERS)).then(None).otherwise(text)
+        dtype = pandera_dtype.type
+        if dtype == pl.Datetime:
+            parsed = text.str.to_datetime(
+                "%Y-%m-%dT%H:%M:%SZ", strict=False, time_unit=dtype.time_unit, time_zone="UTC"
+            )
+        else:
+            parsed = text.cast(dtype, strict=False)
+        typed.append(parsed.alias(name))
+    return typed
+
+
+def _failure_frame(ids: pl.Expr, rule: pl.Expr, column: pl.Expr, value: pl.Expr) -> list[pl.Expr]:
+    return [
+        ids.cast(pl.UInt32).alias(ROW_ID),
+        rule.cast(pl.String).alias("rule"),
+        column.cast(pl.String).alias("column"),
+        value.cast(pl.String).alias("value"),
+    ]
+
+
+def _malformed_failures(raw: pl.DataFrame) -> pl.DataFrame:
+    rows = raw.filter(pl.col("_malformed").is_not_null())
+    return rows.select(
+        _failure_frame(pl.col(ROW_ID), pl.lit("malformed_row"), pl.lit(None), pl.col("_malformed"))
+    )
+
+
+def _type_failures(raw: pl.DataFrame, typed: pl.DataFrame, columns: dict) -> pl.DataFrame:
+    frames = []
+    for name, dtype in columns.items():
+        text = raw.get_column(name).str.strip_chars()
+        failed = text.is_not_null() & ~text.is_in(NULL_MARKERS) & typed.get_column(name).is_null()
+        rows = raw.filter(failed)
+        frames.append(
+            rows.select(
+                _failure_frame(
+                    pl.col(ROW_ID), pl.lit(f"type({dtype})"), pl.lit(name), pl.col(name)
+                )
+            )
+        )
+    return pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=FAILURE_SCHEMA)
+
+
+def _check_failures(cases: pl.DataFrame, typed: pl.DataFrame) -> pl.DataFrame:
+    """pandera failure cases carry the row position in `index`; a null index means a
+    table-level failure (such as a missing column), which is a bug in `derive`, not bad data."""
+    table_level = cases.filter(pl.col("index").is_null())
+    if table_level.height:
+        raise ValueError(f"schema failure not tied to rows:\n{table_level}")
+    row_ids = typed.get_column(ROW_ID).gather(cases.get_column("index"))
+    return cases.with_columns(row_ids).select(
+        _failure_frame(pl.col(ROW_ID), pl.col("check"), pl.col("column"), pl.col("failure_case"))
+    )
+
+
+def _duplicate_failures(duplicates: pl.DataFrame, key: Sequence[str]) -> pl.DataFrame:
+    value = pl.concat_str([pl.col(k).cast(pl.String) for k in key], separator="|")
+    return duplicates.select(
+        _failure_frame(pl.col(ROW_ID), pl.lit("duplicate_key"), pl.lit(",".join(key)), value)
+    )
+
+
+def _quarantine(raw: pl.DataFrame, failures: pl.DataFrame) -> pl.DataFrame:
+    """One row per (source row, broken rule) with the full source row as JSON."""
+    source = raw.drop("_malformed").select(
+        ROW_ID,
+        *PROVENANCE,
+        *[c for c in raw.columns if c == "date"],
+        source_record=pl.struct(
+            [c for c in raw.columns if c not in (ROW_ID, "_malformed", *PROVENANCE)]
+        ).struct.json_encode(),
+    )
+    quarantine = failures.join(source, on=ROW_ID).sort(ROW_ID).drop(ROW_ID)
+    return quarantine.select(*[c for c in ("date",) if c in quarantine.columns], *QUARANTINE_SCHEMA)

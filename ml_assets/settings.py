@@ -1,0 +1,25 @@
+"""Project-wide settings read from the environment, with defaults that run on a laptop."""
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# The local time zone of the data: partitions are local calendar days.
+TIMEZONE = "America/New_York"
+
+# Daily partitions; the end is exclusive. An empty end makes the partitions open-ended (a live feed).
+PARTITIONS_START = os.environ.get("ML_ASSETS_START_DATE", "2013-01-01")
+PARTITIONS_END = os.environ.get("ML_ASSETS_END_DATE", "2014-01-01") or None
+
+OWNER = "team:ml-platform"
+
+
+def data_dir() -> Path:
+    """Where the local lake, landing zone and reports live."""
+    return Path(os.environ.get("ML_ASSETS_DATA_DIR", PROJECT_ROOT / "data"))
+
+
+def dagster_home() -> Path:
+    """`DAGSTER_HOME` when set, else the project's own instance folder."""
+    return Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home")
