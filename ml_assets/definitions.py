@@ -16,6 +16,7 @@ from ml_assets.resources import resources_for_env  # noqa: E402
 
 data_assets = [*raw_assets, *processed_assets, flight_features]
 daily_assets = [a for a in data_assets if a.partitions_def is not None]
+static_assets = [a for a in data_assets if a.partitions_def is None]
 freshness_checks, freshness_sensor = partition_freshness(daily_assets)
 
 defs = dg.Definitions(
@@ -23,12 +24,17 @@ defs = dg.Definitions(
     asset_checks=freshness_checks,
     sensors=[freshness_sensor],
     jobs=[
+        # Dimensions run on their own: in a ranged run Dagster would plan them once per day.
+        dg.define_asset_job(
+            "dimensions",
+            selection=dg.AssetSelection.assets(*static_assets),
+            description="The unpartitioned dimension tables (planes, airports, airlines).",
+        ),
         dg.define_asset_job(
             "data_layers",
-            selection=dg.AssetSelection.groups("raw", "processed", "features")
-            - dg.AssetSelection.checks(*freshness_checks),
-            description="Raw → processed → features for a day range (one run per range).",
-        )
+            selection=dg.AssetSelection.assets(*daily_assets),
+            description="Daily raw → processed → features for a day range, in one run.",
+        ),
     ],
     resources=resources_for_env(),
 ).map_asset_specs(func=with_freshness)

@@ -1,0 +1,126 @@
+"""`ml-assets bench pipeline`: raw → features through Dagster against a bare polars script.
+
+Both sides run the same transforms (ingest, validate with quarantine and quality gates, build
+features) over the same days into fresh Delta lakes; Dagster runs them as one single-run
+backfill against a SQLite instance like the UI's. Repetitions alternate the two sides and the
+figures are medians, so machine noise hits both alike. Also measures how long the code
+location takes to load, against a bare `import dagster`.
+"""
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+
+def bare_pipeline(lake: str, start: date, end: date) -> None:
+    """The same transforms as the raw, processed and features assets, in one process."""
+    import holidays
+
+    from ml_assets.flights.contracts import DAILY_DATASETS, STATIC_DATASETS
+    from ml_assets.flights.features import (
+        FLIGHT_DAYS_BEFORE,
+        WEATHER_DAYS_BEFORE,
+        build_flight_features,
+    )
+    from ml_assets.flights.quality_gates import QUALITY_GATES
+    from ml_assets.flights.schemas import TABLES
+    from ml_assets.quality.gates import evaluate_gates
+    from ml_assets.quality.validation import validate_rows
+    from ml_assets.resources.sources import EmbeddedNycflights13
+    from ml_assets.resources.storage import DeltaStorage
+
+    source, storage = EmbeddedNycflights13(), DeltaStorage(base_uri=lake)
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    for dataset in DAILY_DATASETS:
+        storage.write_days(f"raw/{dataset}", source.read_days(dataset, start, end), start, end)
+    for dataset in STATIC_DATASETS:
+        storage.write_table(f"raw/{dataset}", source.read_table(dataset))
+    for dataset in DAILY_DATASETS + STATIC_DATASETS:
+        rules, daily = TABLES[dataset], dataset in DAILY_DATASETS
+        raw = storage.scan(f"raw/{dataset}", start if daily else None, end if daily else None)
+        raw = raw.collect()
+        result = validate_rows(
+            raw, rules.schema, rules.key, rules.derive, keep=["date"] if daily else []
+        )
+        if daily:
+            storage.write_days(f"quarantine/{dataset}", result.quarantine, start, end)
+            storage.write_days(f"processed/{dataset}", result.clean, start, end)
+        else:
+            storage.write_table(f"quarantine/{dataset}", result.quarantine)
+            storage.write_table(f"processed/{dataset}", result.clean)
+        evaluate_gates(result, rules.schema, rules.key, QUALITY_GATES[dataset], days if daily else None)
+    flights = storage.scan(
+        "processed/flights", start - timedelta(days=FLIGHT_DAYS_BEFORE), end
+    ).collect()
+    weather = storage.scan(
+        "processed/weather", start - timedelta(days=WEATHER_DAYS_BEFORE), end
+    ).collect()
+    planes = storage.scan("processed/planes").collect()
+    public_holidays = sorted(holidays.US(years=range(start.year - 1, end.year + 2)))
+    features = build_flight_features(flights, weather, planes, public_holidays, start, end)
+    storage.write_days("features/flight_features", features, start, end)
+
+
+def dagster_pipeline(lake: str, instance_dir: str, start: date, end: date) -> None:
+    import dagster as dg
+
+    from ml_assets.resources.sources import EmbeddedNycflights13
+    from ml_assets.resources.storage import DeltaStorage
+    from ml_assets.runs import run_data_layers
+
+    Path(instance_dir).mkdir(parents=True, exist_ok=True)
+    (Path(instance_dir) / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    with dg.DagsterInstance.local_temp(instance_dir) as instance:
+        resources = {"storage": DeltaStorage(base_uri=lake), "source": EmbeddedNycflights13()}
+        for result in run_data_layers(instance, start, end, resources, log_level="WARNING"):
+            if not result.success:
+                raise RuntimeError(f"the Dagster run {result.run_id} failed")
+
+
+def load_seconds(statement: str, repeat: int) -> float:
+    """Median wall time of a fresh interpreter running `statement`."""
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        subprocess.run([sys.executable, "-c", statement], check=True, capture_output=True)
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+def run(start: date, end: date, repeat: int) -> dict:
+    bare_times, dagster_times = [], []
+    days = (end - start).days + 1
+    print(f"bench pipeline: raw → features, {days} days ({start}..{end}), {repeat} repetitions")
+    # Warm-up: imports and the embedded source's file cache, outside the timings.
+    with tempfile.TemporaryDirectory() as scratch:
+        bare_pipeline(str(Path(scratch) / "warmup"), start, start + timedelta(days=1))
+        dagster_pipeline(str(Path(scratch) / "warmup2"), str(Path(scratch) / "i0"), start, start)
+    for rep in range(repeat):
+        with tempfile.TemporaryDirectory() as scratch:
+            began = time.perf_counter()
+            bare_pipeline(str(Path(scratch) / "bare"), start, end)
+            bare_times.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            dagster_pipeline(str(Path(scratch) / "dagster"), str(Path(scratch) / "instance"), start, end)
+            dagster_times.append(time.perf_counter() - began)
+        print(f"  rep {rep + 1}: bare polars {bare_times[-1]:.2f} s, dagster {dagster_times[-1]:.2f} s")
+    bare, dagster = statistics.median(bare_times), statistics.median(dagster_times)
+    load = load_seconds("import ml_assets.definitions", repeat=5)
+    baseline_load = load_seconds("import dagster", repeat=5)
+    figures = {
+        "days": days,
+        "bare_polars_s": round(bare, 2),
+        "dagster_s": round(dagster, 2),
+        "ratio": round(dagster / bare, 2),
+        "code_location_load_s": round(load, 2),
+        "import_dagster_s": round(baseline_load, 2),
+    }
+    print(f"median bare polars: {bare:.2f} s")
+    print(f"median dagster:     {dagster:.2f} s")
+    print(f"ratio dagster/bare: {dagster / bare:.2f}  (target <= 1.5)")
+    print(f"code location load: {load:.2f} s  (target <= 2 s; bare `import dagster`: {baseline_load:.2f} s)")
+    return figures
