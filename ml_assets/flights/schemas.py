@@ -51,8 +51,13 @@ def _derive_flights(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _date_matches_partition(data) -> pl.LazyFrame:
-    local = pl.date(pl.col("year"), pl.col("month"), pl.col("day"))
-    return data.lazyframe.select(local == pl.col("date"))
+    # Parsed leniently: an impossible date (month 13, 30 February) fails this row instead of
+    # raising for the whole table; a missing part passes here (its own rule reports it).
+    parts = [pl.col(c) for c in ("year", "month", "day")]
+    text = pl.concat_str([p.cast(pl.String) for p in parts], separator="-")
+    local = text.str.to_date("%Y-%m-%d", strict=False)
+    complete = pl.all_horizontal([p.is_not_null() for p in parts])
+    return data.lazyframe.select(pl.when(complete).then((local == pl.col("date")).fill_null(False)))
 
 
 # A row's local date must be the day it was delivered for.

@@ -59,8 +59,7 @@ class LandingZone(DataSource):
     def read_days(self, dataset: str, start: date, end: date) -> pl.DataFrame:
         frames = []
         for day in _days(start, end):
-            files = sorted((Path(self.root) / dataset).glob(f"{day.isoformat()}*"))
-            files = [f for f in files if f.suffix in (".csv", ".parquet")]
+            files = _delivery_order(day, (Path(self.root) / dataset).glob(f"{day.isoformat()}*"))
             if not files:
                 raise SourceContractError(
                     f"{Path(self.root) / dataset}: no delivery for {day} "
@@ -75,6 +74,14 @@ class LandingZone(DataSource):
             if path.exists():
                 return _read_landing_file(path, dataset)
         raise SourceContractError(f"{Path(self.root) / dataset}.csv|parquet: file not found")
+
+
+def _delivery_order(day: date, paths) -> list[Path]:
+    """The day's data files, the delivery named exactly `{day}.csv|parquet` first, then the
+    redeliveries by name (plain name order would put `{day}-2.csv` before `{day}.csv`), so
+    "first delivery wins" in validation keeps the original delivery."""
+    files = [p for p in paths if p.suffix in (".csv", ".parquet")]
+    return sorted(files, key=lambda p: (p.stem != day.isoformat(), p.name))
 
 
 def check_columns(file: str, columns: list[str], dataset: str) -> None:
