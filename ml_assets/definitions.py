@@ -32,7 +32,8 @@ defs = dg.Definitions(
         ),
         dg.define_asset_job(
             "data_layers",
-            selection=dg.AssetSelection.assets(*daily_assets),
+            selection=dg.AssetSelection.assets(*daily_assets)
+            - dg.AssetSelection.checks(*freshness_checks),  # evaluated by their sensor
             description="Daily raw → processed → features for a day range, in one run.",
         ),
     ],

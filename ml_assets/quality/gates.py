@@ -16,7 +16,7 @@ from ml_assets.quality.validation import ValidationResult
 
 @dataclass(frozen=True)
 class QualityGate:
-    max_quarantine_rate: float  # share of delivered rows that break a rule
+    max_quarantine_rate: float  # share of delivered rows that break a rule (repeats excluded)
     max_null_rate: dict[str, float] = field(default_factory=dict)  # per column, worst day
     min_rows_per_day: int | None = None  # daily tables only
     short_day_blocks: bool = True  # False: a short day only warns (downstream copes with gaps)
@@ -25,7 +25,7 @@ class QualityGate:
 CHECKS = {
     "schema_conforms": "The stored rows match the pandera schema exactly (types, rules, no extra columns).",
     "key_unique": "No two stored rows share the table key.",
-    "quarantine_rate": "The share of delivered rows sent to quarantine stays under the threshold.",
+    "quarantine_rate": "The share of delivered rows breaking a rule stays under the threshold (a redelivered repeat of a row is quarantined but not counted).",
     "null_rates": "Each watched column's null rate stays under its threshold on every day.",
     "rows_per_day": "Every day has at least the minimum number of rows (an empty or cut-short delivery fails).",
 }  # fmt: skip
@@ -90,7 +90,7 @@ def _key_unique(clean: pl.DataFrame, key: list[str]) -> dg.AssetCheckResult:
 
 
 def _quarantine_rate(result: ValidationResult, limit: float) -> dg.AssetCheckResult:
-    rate = result.quarantined_rows / result.raw_rows if result.raw_rows else 0.0
+    rate = result.invalid_rows / result.raw_rows if result.raw_rows else 0.0
     rules = result.rule_counts()
     return dg.AssetCheckResult(
         check_name="quarantine_rate",

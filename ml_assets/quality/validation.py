@@ -13,6 +13,7 @@ import polars as pl
 from ml_assets.flights.contracts import NULL_MARKERS
 
 ROW_ID = "_row_id"
+DUPLICATE_RULE = "duplicate_key"
 PROVENANCE = ["_source_file", "_source_row"]
 FAILURE_SCHEMA = {ROW_ID: pl.UInt32, "rule": pl.String, "column": pl.String, "value": pl.String}
 QUARANTINE_SCHEMA = {
@@ -34,6 +35,12 @@ class ValidationResult:
     @property
     def quarantined_rows(self) -> int:
         return self.quarantine.select(PROVENANCE).unique().height
+
+    @property
+    def invalid_rows(self) -> int:
+        """Quarantined rows that break a rule other than being a repeat of a delivered row."""
+        invalid = self.quarantine.filter(pl.col("rule") != DUPLICATE_RULE)
+        return invalid.select(PROVENANCE).unique().height
 
     def rule_counts(self) -> dict[str, int]:
         counts = self.quarantine.group_by("rule").len().sort("len", descending=True)
@@ -83,6 +90,12 @@ def _typed_columns(columns: dict) -> list[pl.Expr]:
             parsed = text.str.to_datetime(
                 "%Y-%m-%dT%H:%M:%SZ", strict=False, time_unit=dtype.time_unit, time_zone="UTC"
             )
+        elif dtype.is_integer():
+            # an integer column written as floats (pandas does so for columns with nulls, e.g.
+            # in parquet drops) arrives as "517.0": accept integral values, reject "5.5"
+            as_float = text.cast(pl.Float64, strict=False)
+            integral = pl.when(as_float == as_float.round()).then(as_float).cast(dtype, strict=False)
+            parsed = pl.coalesce(text.cast(dtype, strict=False), integral)
         else:
             parsed = text.cast(dtype, strict=False)
         typed.append(parsed.alias(name))
@@ -136,7 +149,7 @@ def _check_failures(cases: pl.DataFrame, typed: pl.DataFrame) -> pl.DataFrame:
 def _duplicate_failures(duplicates: pl.DataFrame, key: Sequence[str]) -> pl.DataFrame:
     value = pl.concat_str([pl.col(k).cast(pl.String) for k in key], separator="|")
     return duplicates.select(
-        _failure_frame(pl.col(ROW_ID), pl.lit("duplicate_key"), pl.lit(",".join(key)), value)
+        _failure_frame(pl.col(ROW_ID), pl.lit(DUPLICATE_RULE), pl.lit(",".join(key)), value)
     )
 
 
