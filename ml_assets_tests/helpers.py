@@ -1,0 +1,106 @@
+"""Small builders shared by the data-layer tests: embedded slices, landing zones, runs."""
+
+import hashlib
+from datetime import date, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from ml_assets.flights.contracts import RAW_COLUMNS
+from ml_assets.resources.sources import EmbeddedNycflights13
+from ml_assets.resources.storage import DeltaStorage
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def days(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def embedded_rows(dataset: str, day: date | None = None) -> pl.DataFrame:
+    """The embedded source's rows (strings, source columns only) for one day or a static table."""
+    source = EmbeddedNycflights13()
+    frame = source.read_days(dataset, day, day) if day else source.read_table(dataset)
+    return frame.select(RAW_COLUMNS[dataset])
+
+
+def write_landing_zone(root: Path, start: date, end: date) -> Path:
+    """A landing zone as the upstream drops it: one CSV per dataset and day, static tables."""
+    for dataset in ("flights", "weather"):
+        (root / dataset).mkdir(parents=True, exist_ok=True)
+        for day in days(start, end):
+            embedded_rows(dataset, day).write_csv(root / dataset / f"{day}.csv")
+    for dataset in ("planes", "airports", "airlines"):
+        embedded_rows(dataset).write_csv(root / f"{dataset}.csv")
+    return root
+
+
+def file_hashes(root: Path) -> dict[str, str]:
+    """sha256 of every file under root, by relative path: proves files were left untouched."""
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+class Runs:
+    """The runs of one day range: the `dimensions` job, then the `data_layers` job."""
+
+    def __init__(self, results: list):
+        self.results = results
+
+    @property
+    def success(self) -> bool:
+        return all(r.success for r in self.results)
+
+    def events(self) -> list:
+        return [e for r in self.results for e in r.all_events]
+
+
+def run_days(instance, start: date, end: date, resources: dict) -> Runs:
+    """Run the code location's `dimensions` job, then its `data_layers` job over start..end
+    as one run (a single-run backfill) with test resources; stops after a failed run."""
+    from ml_assets.definitions import defs
+
+    results = []
+    day_range = {RANGE_START_TAG: str(start), RANGE_END_TAG: str(end)}
+    for job, tags in (("dimensions", {}), ("data_layers", day_range)):
+        result = defs.resolve_job_def(job).execute_in_process(
+            instance=instance, tags=tags, resources=resources, raise_on_error=False
+        )
+        results.append(result)
+        if not result.success:
+            break
+    return Runs(results)
+
+
+def materializations(runs) -> dict[str, list]:
+    """Materialization events by asset key string (of a Runs or one execution result)."""
+    found: dict[str, list] = {}
+    for result in getattr(runs, "results", [runs]):
+        for event in result.get_asset_materialization_events():
+            materialization = event.event_specific_data.materialization
+            found.setdefault(materialization.asset_key.to_user_string(), []).append(materialization)
+    return found
+
+
+FRESHNESS_CHECK = "freshness_check"
+
+
+def check_results(runs) -> dict[tuple[str, str], bool]:
+    """(asset, check) -> passed, for every data quality check evaluated. The per-partition
+    freshness checks are left out: they judge 2013 partitions against today's clock."""
+    return {
+        (e.asset_key.to_user_string(), e.check_name): e.passed
+        for result in getattr(runs, "results", [runs])
+        for e in result.get_asset_check_evaluations()
+        if e.check_name != FRESHNESS_CHECK
+    }
+
+
+def table_version(storage: DeltaStorage, table: str) -> int:
+    from deltalake import DeltaTable
+
+    return DeltaTable(storage.table_uri(table)).version()
