@@ -1,0 +1,126 @@
+"""Model quality checks: invariance, directional expectations and a minimum AUC.
+
+Each check takes any `predict_proba(frame) -> np.ndarray` and a labelled features frame, and
+returns a `QualityCheckResult` whose `details` explain the verdict (they become asset-check
+metadata). The promotion gate requires all of them to pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from ml_assets.flights.feature_spec import FEATURES, LABEL_COLUMNS
+from ml_assets.models.dataset import label_vector
+from ml_assets.models.metrics import roc_auc
+
+PredictProba = Callable[[pl.DataFrame], np.ndarray]
+
+
+@dataclass(frozen=True)
+class QualityCheckResult:
+    name: str
+    passed: bool
+    details: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DirectionalExpectation:
+    """Applying `change` to the frame must raise the mean predicted risk by more than `min_increase`."""
+
+    name: str
+    change: pl.Expr
+    min_increase: float = 0.0
+
+
+DIRECTIONAL_EXPECTATIONS = [
+    DirectionalExpectation(
+        "lower_visibility_raises_risk",
+        (pl.col("wx_visib").cast(pl.Float64) * 0.1).alias("wx_visib"),
+    ),
+    DirectionalExpectation(
+        "recent_origin_delays_raise_risk",
+        (pl.col("origin_recent_mean_dep_delay").cast(pl.Float64).fill_null(0.0) + 60.0).alias(
+            "origin_recent_mean_dep_delay"
+        ),
+    ),
+]
+
+
+def reformat_identifiers(frame: pl.DataFrame) -> pl.DataFrame:
+    """Change what a model must ignore: `flight_id` case and padding, and the label columns."""
+    rng = np.random.default_rng(0)
+    return frame.with_columns(
+        pl.format("  {} ", pl.col("flight_id").cast(pl.String).str.to_lowercase()).alias("flight_id"),
+        pl.Series(LABEL_COLUMNS[0], rng.random(frame.height) < 0.5),
+        pl.Series(LABEL_COLUMNS[1], rng.normal(0.0, 60.0, frame.height)),
+    )
+
+
+def check_invariance(
+    predict_proba: PredictProba, frame: pl.DataFrame, tolerance: float = 1e-9
+) -> QualityCheckResult:
+    """Scores must not move when only columns outside FEATURES change."""
+    perturbed = reformat_identifiers(frame)
+    touched = [column for column in FEATURES if not frame[column].equals(perturbed[column])]
+    if touched:
+        raise ValueError(f"the invariance perturbation must not change features, changed {touched}")
+    shift = np.abs(predict_proba(perturbed) - predict_proba(frame))
+    max_shift = float(shift.max()) if shift.size else 0.0
+    return QualityCheckResult(
+        "invariance_to_identifiers",
+        passed=max_shift <= tolerance,
+        details={
+            "max_abs_score_change": max_shift,
+            "rows_changed": int((shift > tolerance).sum()),
+            "tolerance": tolerance,
+            "perturbation": "flight_id lower-cased and padded; labels randomised",
+        },
+    )
+
+
+def check_directional(
+    predict_proba: PredictProba, frame: pl.DataFrame, expectation: DirectionalExpectation
+) -> QualityCheckResult:
+    baseline = float(np.mean(predict_proba(frame)))
+    changed = float(np.mean(predict_proba(frame.with_columns(expectation.change))))
+    increase = changed - baseline
+    return QualityCheckResult(
+        expectation.name,
+        passed=increase > expectation.min_increase,
+        details={
+            "mean_risk_before": baseline,
+            "mean_risk_after": changed,
+            "increase": increase,
+            "min_increase": expectation.min_increase,
+        },
+    )
+
+
+def check_minimum_auc(predict_proba: PredictProba, frame: pl.DataFrame, min_auc: float) -> QualityCheckResult:
+    auc = roc_auc(label_vector(frame), predict_proba(frame))
+    return QualityCheckResult(
+        "minimum_roc_auc",
+        passed=bool(auc >= min_auc),
+        details={"roc_auc": auc, "min_roc_auc": min_auc, "rows": frame.height},
+    )
+
+
+def run_quality_checks(
+    predict_proba: PredictProba,
+    frame: pl.DataFrame,
+    min_auc: float,
+    expectations: list[DirectionalExpectation] = DIRECTIONAL_EXPECTATIONS,
+) -> list[QualityCheckResult]:
+    return [
+        check_invariance(predict_proba, frame),
+        *(check_directional(predict_proba, frame, expectation) for expectation in expectations),
+        check_minimum_auc(predict_proba, frame, min_auc),
+    ]
+
+
+def all_passed(results: list[QualityCheckResult]) -> bool:
+    return all(result.passed for result in results)

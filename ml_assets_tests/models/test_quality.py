@@ -1,0 +1,63 @@
+import zlib
+
+import numpy as np
+import polars as pl
+import pytest
+
+from ml_assets.models.baselines import fit_logistic_baseline
+from ml_assets.models.quality import (
+    all_passed,
+    check_directional,
+    check_invariance,
+    check_minimum_auc,
+    run_quality_checks,
+    DIRECTIONAL_EXPECTATIONS,
+)
+
+
+@pytest.fixture(scope="module")
+def good_model(train_and_test):
+    return fit_logistic_baseline(train_and_test[0])
+
+
+def test_a_model_of_the_planted_signal_passes_every_check(good_model, train_and_test):
+    results = run_quality_checks(good_model.predict_proba, train_and_test[1], min_auc=0.7)
+    assert [r.name for r in results] == [
+        "invariance_to_identifiers",
+        "lower_visibility_raises_risk",
+        "recent_origin_delays_raise_risk",
+        "minimum_roc_auc",
+    ]
+    assert all_passed(results), results
+
+
+def test_a_model_that_reads_flight_id_fails_invariance(good_model, train_and_test):
+    def leaks_flight_id(frame: pl.DataFrame) -> np.ndarray:
+        id_noise = np.array([zlib.crc32(i.encode()) % 100 for i in frame["flight_id"]]) / 1000
+        return np.clip(good_model.predict_proba(frame) + id_noise, 0, 1)
+
+    result = check_invariance(leaks_flight_id, train_and_test[1])
+    assert not result.passed
+    assert result.details["rows_changed"] > 0
+    assert result.details["max_abs_score_change"] > 0.01
+
+
+def test_a_model_that_lowers_risk_with_origin_delays_fails_the_directional_check(train_and_test):
+    def backwards(frame: pl.DataFrame) -> np.ndarray:
+        delay = frame["origin_recent_mean_dep_delay"].fill_null(0).to_numpy()
+        return 1 / (1 + np.exp(0.05 * delay))
+
+    test = train_and_test[1]
+    visibility, delays = DIRECTIONAL_EXPECTATIONS
+    assert not check_directional(backwards, test, delays).passed
+    # the same model ignores visibility: no increase is not a pass either
+    ignores_visibility = check_directional(backwards, test, visibility)
+    assert not ignores_visibility.passed and ignores_visibility.details["increase"] == 0
+
+
+def test_minimum_auc_fails_a_random_model(train_and_test):
+    test = train_and_test[1]
+    rng = np.random.default_rng(0)
+    result = check_minimum_auc(lambda frame: rng.random(frame.height), test, min_auc=0.6)
+    assert not result.passed
+    assert result.details["roc_auc"] == pytest.approx(0.5, abs=0.07)

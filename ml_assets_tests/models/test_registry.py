@@ -1,0 +1,131 @@
+"""Registry logic against a real local MLflow store (SQLite + file artifacts)."""
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from ml_assets.models.lgbm import LgbmSearchConfig, train_lgbm
+from ml_assets.models.registry import (
+    CHALLENGER,
+    CHAMPION,
+    CorruptModelArtifactError,
+    ModelRegistry,
+    NoPreviousChampionError,
+    decide_promotion,
+)
+from ml_assets.models.tracking import MlflowUnavailableError, log_training_run
+
+MODEL_NAME = "flight_disruption"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(features):
+    return train_lgbm(features.head(1200), LgbmSearchConfig(n_trials=2, max_boost_rounds=40))
+
+
+@pytest.fixture()
+def registry(tracking_uri) -> ModelRegistry:
+    return ModelRegistry(tracking_uri, MODEL_NAME)
+
+
+def register(registry, model, features, artifact_location, run_id="dagster-run") -> str:
+    logged = log_training_run(
+        model,
+        tracking_uri=registry.tracking_uri,
+        experiment_name="flight_disruption",
+        sample_frame=features.head(5),
+        params={"n_trials": 2},
+        metrics=model.validation_metrics,
+        data_versions={"flight_features": 7},
+        tags={"dagster_run_id": run_id},
+        artifact_location=artifact_location,
+    )
+    return registry.register_version(logged.model_uri, logged.run_id)
+
+
+def test_decide_promotion_needs_quality_and_the_margin():
+    assert decide_promotion({"roc_auc": 0.74}, None, quality_passed=True, margin=0.005).promote
+    assert decide_promotion({"roc_auc": 0.76}, {"roc_auc": 0.75}, True, margin=0.005).promote
+    held = decide_promotion({"roc_auc": 0.753}, {"roc_auc": 0.75}, True, margin=0.005)
+    assert not held.promote and "does not beat" in held.reason
+    failed = decide_promotion({"roc_auc": 0.9}, {"roc_auc": 0.75}, False, margin=0.005)
+    assert not failed.promote and "quality" in failed.reason
+    assert not decide_promotion({"roc_auc": float("nan")}, None, True, margin=0.0).promote
+
+
+def test_promote_rollback_and_the_alias_log(registry, tiny_model, features, artifact_location):
+    versions = [register(registry, tiny_model, features, artifact_location) for _ in range(3)]
+    assert versions == ["1", "2", "3"]
+
+    registry.set_challenger("1", "trained", "run-a")
+    registry.promote("1", "first champion", "run-a")
+    registry.set_challenger("2", "trained", "run-b")
+    registry.promote("2", "beats v1", "run-b")
+    registry.promote("3", "beats v2", "run-c")
+    assert registry.version_for(CHAMPION) == "3"
+    assert registry.champion_history() == ["1", "2", "3"]
+
+    back = registry.rollback("v3 misbehaves", "run-d")
+    assert (back.from_version, back.to_version, back.action) == ("3", "2", "rollback")
+    assert registry.version_for(CHAMPION) == "2"
+    registry.rollback("v2 too", "run-e")
+    assert registry.version_for(CHAMPION) == "1"
+    with pytest.raises(NoPreviousChampionError):
+        registry.rollback("nothing left", "run-f")
+    assert registry.version_for(CHAMPION) == "1"
+
+    log = registry.alias_log()
+    assert [(m.alias, m.action, m.from_version, m.to_version, m.dagster_run_id) for m in log] == [
+        (CHALLENGER, "set", None, "1", "run-a"),
+        (CHAMPION, "promote", None, "1", "run-a"),
+        (CHALLENGER, "set", "1", "2", "run-b"),
+        (CHAMPION, "promote", "1", "2", "run-b"),
+        (CHAMPION, "promote", "2", "3", "run-c"),
+        (CHAMPION, "rollback", "3", "2", "run-d"),
+        (CHAMPION, "rollback", "2", "1", "run-e"),
+    ]
+    assert log[5].reason == "v3 misbehaves" and log[5].moved_at.endswith("+00:00")
+    # the log is durable: a fresh client on the same store reads the same history
+    assert ModelRegistry(registry.tracking_uri, MODEL_NAME).alias_log() == log
+
+    champion = registry.load(CHAMPION)
+    assert champion.predict(champion.input_example).shape == (5,)
+
+
+def test_promotion_refuses_a_corrupt_artifact(registry, tiny_model, features, artifact_location):
+    good = register(registry, tiny_model, features, artifact_location)
+    registry.promote(good, "first champion")
+    corrupt = register(registry, tiny_model, features, artifact_location)
+    artifact = Path(urlparse(registry.client.get_model_version_download_uri(MODEL_NAME, corrupt)).path)
+    (artifact / "artifacts" / "model_folder" / "booster.txt").write_text("not a booster")
+
+    with pytest.raises(CorruptModelArtifactError, match=f"version {corrupt}"):
+        registry.promote(corrupt, "would beat the champion")
+    assert registry.version_for(CHAMPION) == good
+    assert [m.to_version for m in registry.alias_log()] == [good]
+
+
+def test_promoting_the_current_champion_again_is_refused(registry, tiny_model, features, artifact_location):
+    version = register(registry, tiny_model, features, artifact_location)
+    registry.promote(version, "first champion")
+    with pytest.raises(ValueError, match="already the champion"):
+        registry.promote(version, "again")
+    assert len(registry.alias_log()) == 1
+
+
+def test_unreachable_mlflow_fails_clearly_and_moves_nothing(
+    monkeypatch, registry, tiny_model, features, artifact_location
+):
+    version = register(registry, tiny_model, features, artifact_location)
+    registry.promote(version, "first champion")
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    unreachable = ModelRegistry("http://127.0.0.1:9", MODEL_NAME)
+    with pytest.raises(MlflowUnavailableError, match="127.0.0.1:9 is unreachable"):
+        unreachable.promote(version, "should not happen")
+    with pytest.raises(MlflowUnavailableError):
+        register(unreachable, tiny_model, features, artifact_location)
+    assert registry.version_for(CHAMPION) == version
+    assert len(registry.alias_log()) == 1

@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+
+from ml_assets.models.dataset import label_vector
+from ml_assets.models.metrics import log_loss, roc_auc
+from ml_assets.models.torch_tabular import TorchTabularModel, TorchTrainConfig, train_torch_tabular
+
+
+@pytest.fixture(scope="module")
+def torch_model(train_and_test) -> TorchTabularModel:
+    return train_torch_tabular(train_and_test[0], TorchTrainConfig(max_epochs=30, patience=4, num_threads=1))
+
+
+def test_torch_beats_a_constant_predictor_out_of_time(torch_model, train_and_test):
+    train, test = train_and_test
+    y = label_vector(test)
+    probabilities = torch_model.predict_proba(test)
+    constant = np.full(test.height, label_vector(train).mean())
+    assert roc_auc(y, probabilities) > 0.72
+    assert log_loss(y, probabilities) < log_loss(y, constant) - 0.03
+    assert torch_model.validation_metrics["best_epoch"] < 30
+
+
+def test_torch_training_is_seeded(torch_model, train_and_test):
+    train, test = train_and_test
+    again = train_torch_tabular(train, TorchTrainConfig(max_epochs=30, patience=4, num_threads=1))
+    np.testing.assert_allclose(again.predict_proba(test), torch_model.predict_proba(test), atol=1e-6)
+
+
+def test_save_and_load_reproduce_the_predictions(torch_model, train_and_test, tmp_path):
+    test = train_and_test[1]
+    torch_model.save(tmp_path / "model")
+    loaded = TorchTabularModel.load(tmp_path / "model")
+    np.testing.assert_allclose(loaded.predict_proba(test), torch_model.predict_proba(test), atol=1e-7)
