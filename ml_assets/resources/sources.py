@@ -21,6 +21,7 @@ import polars as pl
 from ml_assets.flights.contracts import LOCAL_DATE_COLUMNS, RAW_COLUMNS
 
 PROVENANCE_COLUMNS = ["_source_file", "_source_row", "_malformed"]
+DATA_SUFFIXES = (".csv", ".parquet")
 
 
 class SourceContractError(Exception):
@@ -68,8 +69,20 @@ class LandingZone(DataSource):
             frames += [_read_landing_file(f, dataset).with_columns(date=pl.lit(day)) for f in files]
         return pl.concat(frames)
 
+    def daily_files(self, dataset: str) -> dict[str, tuple[date, int]]:
+        """Every delivered data file of a daily dataset: path → (its day, modification time)."""
+        files = {}
+        for path in (Path(self.root) / dataset).glob("*"):
+            try:
+                day = date.fromisoformat(path.name[:10])
+            except ValueError:
+                continue  # not a daily delivery
+            if path.suffix in DATA_SUFFIXES:
+                files[str(path)] = (day, path.stat().st_mtime_ns)
+        return files
+
     def read_table(self, dataset: str) -> pl.DataFrame:
-        for suffix in (".csv", ".parquet"):
+        for suffix in DATA_SUFFIXES:
             path = Path(self.root) / f"{dataset}{suffix}"
             if path.exists():
                 return _read_landing_file(path, dataset)
@@ -80,7 +93,7 @@ def _delivery_order(day: date, paths) -> list[Path]:
     """The day's data files, the delivery named exactly `{day}.csv|parquet` first, then the
     redeliveries by name (plain name order would put `{day}-2.csv` before `{day}.csv`), so
     "first delivery wins" in validation keeps the original delivery."""
-    files = [p for p in paths if p.suffix in (".csv", ".parquet")]
+    files = [p for p in paths if p.suffix in DATA_SUFFIXES]
     return sorted(files, key=lambda p: (p.stem != day.isoformat(), p.name))
 
 

@@ -1,0 +1,65 @@
+"""The landing-zone sensor: which deliveries trigger runs, and that nothing runs twice."""
+
+import json
+import os
+from datetime import date
+
+import dagster as dg
+
+from ml_assets.resources.sources import EmbeddedNycflights13, LandingZone
+from ml_assets.sensors import landing_zone_sensor
+from ml_assets_tests.helpers import write_landing_zone
+
+
+def evaluate(source, cursor=None) -> dg.SensorResult:
+    context = dg.build_sensor_context(cursor=cursor, resources={"source": source})
+    return landing_zone_sensor(context)
+
+
+def test_each_completely_delivered_day_is_requested_once(tmp_path):
+    root = write_landing_zone(tmp_path / "landing", date(2013, 1, 1), date(2013, 1, 2))
+    first = evaluate(LandingZone(root=str(root)))
+    assert [r.partition_key for r in first.run_requests] == ["2013-01-01", "2013-01-02"]
+    assert all(r.tags["ml_assets/trigger"] == "landing_zone" for r in first.run_requests)
+
+    again = evaluate(LandingZone(root=str(root)), cursor=first.cursor)
+    assert again.run_requests == []
+
+
+def test_a_day_waits_until_every_daily_dataset_is_delivered(tmp_path):
+    root = write_landing_zone(tmp_path / "landing", date(2013, 1, 1), date(2013, 1, 2))
+    (root / "weather" / "2013-01-02.csv").unlink()
+    first = evaluate(LandingZone(root=str(root)))
+    assert [r.partition_key for r in first.run_requests] == ["2013-01-01"]
+
+    write_landing_zone(tmp_path / "later", date(2013, 1, 2), date(2013, 1, 2))
+    os.rename(tmp_path / "later" / "weather" / "2013-01-02.csv", root / "weather" / "2013-01-02.csv")
+    second = evaluate(LandingZone(root=str(root)), cursor=first.cursor)
+    assert [r.partition_key for r in second.run_requests] == ["2013-01-02"]
+
+
+def test_a_redelivery_runs_its_day_again_with_a_new_run_key(tmp_path):
+    root = write_landing_zone(tmp_path / "landing", date(2013, 1, 1), date(2013, 1, 1))
+    first = evaluate(LandingZone(root=str(root)))
+    redelivery = root / "flights" / "2013-01-01-redelivery.csv"
+    redelivery.write_bytes((root / "flights" / "2013-01-01.csv").read_bytes())
+    seen = json.loads(first.cursor)
+    os.utime(redelivery, ns=(max(seen.values()) + 10**9,) * 2)
+
+    second = evaluate(LandingZone(root=str(root)), cursor=first.cursor)
+    assert [r.partition_key for r in second.run_requests] == ["2013-01-01"]
+    assert second.run_requests[0].run_key != first.run_requests[0].run_key
+
+
+def test_days_outside_the_partitions_and_stray_files_are_ignored(tmp_path):
+    root = write_landing_zone(tmp_path / "landing", date(2013, 1, 1), date(2013, 1, 1))
+    for dataset in ("flights", "weather"):
+        (root / dataset / "2031-05-05.csv").write_bytes((root / dataset / "2013-01-01.csv").read_bytes())
+        (root / dataset / "README.txt").write_text("notes")
+    result = evaluate(LandingZone(root=str(root)))
+    assert [r.partition_key for r in result.run_requests] == ["2013-01-01"]
+
+
+def test_the_embedded_source_skips():
+    result = evaluate(EmbeddedNycflights13())
+    assert isinstance(result, dg.SkipReason)
