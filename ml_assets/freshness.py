@@ -16,12 +16,15 @@ POLICY_BY_GROUP = {
     "raw": dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=30), warn_window=timedelta(hours=26)),
     "processed": dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=30), warn_window=timedelta(hours=26)),
     "features": dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=32), warn_window=timedelta(hours=27)),
+    # weekly: models train at the start of a week, its evaluation follows once its labels are in
+    "training": dg.FreshnessPolicy.time_window(fail_window=timedelta(days=8), warn_window=timedelta(days=7, hours=12)),
+    "evaluation": dg.FreshnessPolicy.time_window(fail_window=timedelta(days=9), warn_window=timedelta(days=8, hours=12)),
 }  # fmt: skip
 STATIC_POLICY = dg.FreshnessPolicy.time_window(fail_window=timedelta(days=8), warn_window=timedelta(days=7))
 
 
 def with_freshness(spec: dg.AssetSpec) -> dg.AssetSpec:
-    """Daily layers by group; unpartitioned dimensions are refreshed weekly."""
+    """Partitioned layers by group; unpartitioned dimensions are refreshed weekly."""
     policy = POLICY_BY_GROUP.get(spec.group_name) if spec.partitions_def else STATIC_POLICY
     return dg.apply_freshness_policy(spec, policy) if policy else spec
 

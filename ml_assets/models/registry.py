@@ -44,6 +44,7 @@ class AliasMove:
     moved_at: str  # ISO 8601, UTC
     reason: str
     dagster_run_id: str | None
+    moved_by: str | None = None  # a user (CLI) or the Dagster asset that moved it
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,14 @@ class ModelRegistry:
         )
         return str(version.version)
 
+    def versions_tagged(self, **tags: str) -> dict[str, dict[str, str]]:
+        """The versions whose tags include all of `tags`: version → its tags, oldest first."""
+        found = self.client.search_model_versions(f"name = '{self.model_name}'")
+        matching = {
+            str(v.version): dict(v.tags) for v in found if tags.items() <= dict(v.tags).items()
+        }
+        return dict(sorted(matching.items(), key=lambda item: int(item[0])))
+
     def version_for(self, alias: str) -> str | None:
         from mlflow.exceptions import MlflowException
 
@@ -144,17 +153,23 @@ class ModelRegistry:
                 f"{self.model_name} version {version} gives no valid probabilities on its input example"
             )
 
-    def set_challenger(self, version: str, reason: str, dagster_run_id: str | None = None) -> AliasMove:
-        return self._move(CHALLENGER, "set", version, reason, dagster_run_id)
+    def set_challenger(
+        self, version: str, reason: str, dagster_run_id: str | None = None, moved_by: str | None = None
+    ) -> AliasMove:
+        return self._move(CHALLENGER, "set", version, reason, dagster_run_id, moved_by)
 
-    def promote(self, version: str, reason: str, dagster_run_id: str | None = None) -> AliasMove:
+    def promote(
+        self, version: str, reason: str, dagster_run_id: str | None = None, moved_by: str | None = None
+    ) -> AliasMove:
         """Point `champion` at `version` after checking that its artifact loads and scores."""
         if self.version_for(CHAMPION) == str(version):
             raise ValueError(f"{self.model_name} version {version} is already the champion")
         self.verify_loadable(version)
-        return self._move(CHAMPION, "promote", version, reason, dagster_run_id)
+        return self._move(CHAMPION, "promote", version, reason, dagster_run_id, moved_by)
 
-    def rollback(self, reason: str, dagster_run_id: str | None = None) -> AliasMove:
+    def rollback(
+        self, reason: str, dagster_run_id: str | None = None, moved_by: str | None = None
+    ) -> AliasMove:
         """Point `champion` back at the champion before the current one (one step per call)."""
         history = self.champion_history()
         if len(history) < 2:
@@ -162,7 +177,7 @@ class ModelRegistry:
                 f"{self.model_name} has no earlier champion to roll back to (history: {history})"
             )
         self.verify_loadable(history[-2])
-        return self._move(CHAMPION, "rollback", history[-2], reason, dagster_run_id)
+        return self._move(CHAMPION, "rollback", history[-2], reason, dagster_run_id, moved_by)
 
     def alias_log(self) -> list[AliasMove]:
         """Every recorded alias move, oldest first."""
@@ -181,7 +196,13 @@ class ModelRegistry:
         return history
 
     def _move(
-        self, alias: str, action: str, version: str, reason: str, dagster_run_id: str | None
+        self,
+        alias: str,
+        action: str,
+        version: str,
+        reason: str,
+        dagster_run_id: str | None,
+        moved_by: str | None,
     ) -> AliasMove:
         previous = self.version_for(alias)
         move = AliasMove(
@@ -192,6 +213,7 @@ class ModelRegistry:
             moved_at=datetime.now(timezone.utc).isoformat(),
             reason=reason[:2000],
             dagster_run_id=dagster_run_id,
+            moved_by=moved_by,
         )
         self.client.set_registered_model_alias(self.model_name, alias, version)
         try:

@@ -1,14 +1,16 @@
 """Resources per environment, decided in one place from environment variables.
 
-`ML_ASSETS_ENV` picks the column: `local` (default; a laptop, data under the project's data
-folder) or `k8s` (object storage and a landing zone, given by environment variables set in the
-Helm values; no secret lives in code or values files).
+`ML_ASSETS_ENV` picks the column: `local` (default; a laptop, data and the SQLite MLflow store
+under the project's data folder) or `k8s` (object storage, a landing zone and the MLflow tracking
+server, given by environment variables set in the Helm values; no secret lives in code or values
+files).
 """
 
 import os
 
 import dagster as dg
 
+from ml_assets.resources.mlflow import MlflowTracking, local_mlflow
 from ml_assets.resources.sources import DataSource, EmbeddedNycflights13, LandingZone
 from ml_assets.resources.storage import DeltaStorage
 from ml_assets.settings import data_dir
@@ -24,10 +26,12 @@ RESOURCES_BY_ENV = {
     "local": lambda: {
         "storage": DeltaStorage(base_uri=str(data_dir() / "lake")),
         "source": _local_source(),
+        "mlflow": local_mlflow(),
     },
     "k8s": lambda: {
         "storage": DeltaStorage(base_uri=dg.EnvVar("ML_ASSETS_LAKE_URI")),
         "source": LandingZone(root=dg.EnvVar("ML_ASSETS_LANDING_DIR")),  # a mounted volume
+        "mlflow": MlflowTracking(tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI")),
     },
 }
 

@@ -1,0 +1,257 @@
+"""Training layer (weekly): `training_set`, `lgbm_model` and `torch_model`.
+
+A week's models are trained on the daily `flight_features` of the weeks before it. `training_set`
+pins that window (the feature table's Delta version and the days) in a manifest row, so both
+models, their evaluation and any later retraining read exactly the same rows (time travel).
+Each model is logged to MLflow (one run per partition), registered and made the `challenger`.
+"""
+
+from datetime import timedelta
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from ml_assets.assets.common import data_version
+from ml_assets.assets.weekly import (
+    FEATURES_TABLE,
+    WEEKLY,
+    read_days_pinned,
+    read_week_rows,
+    week_range,
+    write_week_rows,
+)
+from ml_assets.resources.mlflow import MlflowTracking
+from ml_assets.resources.storage import DeltaStorage
+
+TRAINING_SETS = "training/training_sets"
+DEFAULT_WINDOW_WEEKS = 13
+
+# Step pods (k8s_job_executor): LightGBM's wheel trains on CPUs; the network goes to a GPU node.
+CPU_TRAINING_TAGS = {
+    "dagster-k8s/config": {
+        "container_config": {
+            "resources": {"requests": {"cpu": "4", "memory": "8Gi"}, "limits": {"memory": "8Gi"}}
+        },
+    }
+}
+GPU_TRAINING_TAGS = {
+    "dagster-k8s/config": {
+        "container_config": {
+            "resources": {
+                "requests": {"cpu": "4", "memory": "16Gi"},
+                "limits": {"memory": "16Gi", "nvidia.com/gpu": "1"},
+            }
+        },
+        "pod_spec_config": {
+            "node_selector": {"nvidia.com/gpu.present": "true"},
+            "tolerations": [
+                {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+            ],
+        },
+    }
+}
+
+
+class TrainingWindowConfig(dg.Config):
+    window_weeks: int = Field(
+        DEFAULT_WINDOW_WEEKS,
+        ge=1,
+        description="Weeks of daily features before the partition's week to train on (lineage "
+        f"shows the default, {DEFAULT_WINDOW_WEEKS}).",
+    )
+    min_rows: int = Field(5000, description="Fewer rows than this fail the partition.")
+    min_positives: int = Field(200, description="Fewer disrupted (or on-time) flights fail it.")
+
+
+@dg.asset(
+    group_name="training",
+    deps=[
+        dg.AssetDep(
+            "flight_features",
+            partition_mapping=dg.TimeWindowPartitionMapping(
+                start_offset=-DEFAULT_WINDOW_WEEKS, end_offset=-1,
+                allow_nonexistent_upstream_partitions=True,
+            ),
+        )
+    ],  # fmt: skip
+    kinds={"polars", "deltalake"},
+    code_version="1",
+    description=(
+        "The training window of a week: the daily flight features of the weeks before it, pinned "
+        "to the feature table's Delta version (a manifest row per week in training/training_sets)."
+    ),
+    **WEEKLY,
+)
+def training_set(context: dg.AssetExecutionContext, config: TrainingWindowConfig, storage: DeltaStorage):
+    from ml_assets.flights.feature_spec import LABEL
+    from ml_assets.models.dataset import InsufficientTrainingDataError, require_training_rows
+
+    week_start, _ = week_range(context)
+    first, last = week_start - timedelta(weeks=config.window_weeks), week_start - timedelta(days=1)
+    frame, features_version = read_days_pinned(storage, FEATURES_TABLE, first, last)
+    try:
+        require_training_rows(frame, config.min_rows, config.min_positives)
+    except InsufficientTrainingDataError as error:
+        raise dg.Failure(
+            f"training window {first}..{last} of week {context.partition_key}: {error}",
+            metadata={"rows": frame.height, "window": f"{first}..{last}"},
+        ) from error
+
+    manifest = pl.DataFrame(
+        {
+            "table": [FEATURES_TABLE],
+            "table_version": [features_version],
+            "first_day": [first],
+            "last_day": [last],
+            "rows": [frame.height],
+            "disruption_rate": [float(frame[LABEL].mean())],
+        }
+    )
+    version = write_week_rows(storage, TRAINING_SETS, manifest, context.partition_key)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": frame.height,
+            "window": f"{first}..{last}",
+            "days": frame["date"].n_unique(),
+            "disruption_rate": float(frame[LABEL].mean()),
+            "flight_features_version": features_version,
+            "dagster/uri": storage.table_uri(TRAINING_SETS),
+        },
+        data_version=data_version(TRAINING_SETS, version),
+    )
+
+
+def load_training_window(storage: DeltaStorage, week: str) -> tuple[pl.DataFrame, dict[str, int]]:
+    """The week's training rows exactly as pinned by `training_set`, and the data versions."""
+    (manifest,) = read_week_rows(storage, TRAINING_SETS, week, "training_set").iter_rows(named=True)
+    frame = storage.scan(
+        manifest["table"], manifest["first_day"], manifest["last_day"], version=manifest["table_version"]
+    ).collect()
+    return frame, {manifest["table"]: manifest["table_version"], TRAINING_SETS: storage.version(TRAINING_SETS)}
+
+
+def log_and_register_challenger(
+    context: dg.AssetExecutionContext,
+    mlflow: MlflowTracking,
+    model,
+    frame: pl.DataFrame,
+    params: dict,
+    data_versions: dict[str, int],
+) -> dg.MaterializeResult:
+    """One MLflow run for this partition, a new registered version, and the `challenger` alias."""
+    from ml_assets.models.tracking import log_training_run
+
+    registry = mlflow.registry()
+    tags = {
+        "dagster_run_id": context.run_id,
+        "dagster_partition": context.partition_key,
+        "dagster_asset": context.asset_key.to_user_string(),
+    }
+    logged = log_training_run(
+        model,
+        tracking_uri=registry.tracking_uri,
+        experiment_name=mlflow.experiment_name,
+        sample_frame=frame.head(5),
+        params=params,
+        metrics=model.validation_metrics,
+        data_versions=data_versions,
+        tags=tags,
+        run_name=f"{model.KIND}-{context.partition_key}",
+        artifact_location=mlflow.artifact_location,
+    )
+    version = registry.register_version(logged.model_uri, logged.run_id, {**tags, "model_kind": model.KIND})
+    registry.set_challenger(
+        version, f"{model.KIND} trained for week {context.partition_key}", context.run_id,
+        moved_by=f"dagster asset {context.asset_key.to_user_string()}",
+    )  # fmt: skip
+    return dg.MaterializeResult(
+        metadata={
+            "registered_model": registry.model_name,
+            "model_version": version,
+            "mlflow_run_id": logged.run_id,
+            "model_uri": logged.model_uri,
+            "mlflow_tracking_uri": registry.tracking_uri,
+            "trained_on": dg.MetadataValue.json(data_versions),
+            "dagster/row_count": frame.height,
+            **model.validation_metrics,
+        },
+        data_version=dg.DataVersion(f"{registry.model_name}@v{version}"),
+    )
+
+
+class LgbmTrainingConfig(dg.Config):
+    n_trials: int = Field(20, description="Optuna trials (the search budget).")
+    timeout_s: float | None = Field(None, description="Optional wall-clock budget of the search.")
+    seed: int = 42
+    num_threads: int = 2
+    validation_fraction: float = Field(0.2, description="Latest share of the window to validate on.")
+    max_boost_rounds: int = 1000
+    early_stopping_rounds: int = 50
+
+
+@dg.asset(
+    group_name="training",
+    deps=["training_set"],
+    kinds={"lightgbm", "optuna", "mlflow"},
+    code_version="1",
+    op_tags=CPU_TRAINING_TAGS,
+    description=(
+        "LightGBM with an Optuna search (pruned, on a time-ordered validation split), refitted on "
+        "the week's training window; logged to MLflow, registered and set as `challenger`."
+    ),
+    **WEEKLY,
+)
+def lgbm_model(
+    context: dg.AssetExecutionContext, config: LgbmTrainingConfig, storage: DeltaStorage, mlflow: MlflowTracking
+):
+    from ml_assets.models.lgbm import LgbmSearchConfig, train_lgbm
+
+    mlflow.registry().client  # fail fast, before training, when MLflow is unreachable
+    frame, data_versions = load_training_window(storage, context.partition_key)
+    search = LgbmSearchConfig(**config.model_dump())
+    model = train_lgbm(frame, search)
+    params = {**config.model_dump(), **model.params, "best_iteration": model.best_iteration}
+    return log_and_register_challenger(context, mlflow, model, frame, params, data_versions)
+
+
+class TorchTrainingConfig(dg.Config):
+    hidden_sizes: list[int] = [128, 64]
+    max_embedding_dim: int = 16
+    dropout: float = 0.1
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-5
+    batch_size: int = 512
+    max_epochs: int = Field(60, description="Upper bound; training stops early on validation loss.")
+    patience: int = 6
+    validation_fraction: float = 0.2
+    min_category_count: int = 5
+    seed: int = 42
+    num_threads: int = 2
+
+
+@dg.asset(
+    group_name="training",
+    deps=["training_set"],
+    kinds={"pytorch", "mlflow"},
+    code_version="1",
+    op_tags=GPU_TRAINING_TAGS,
+    description=(
+        "A tabular network (categorical embeddings, standardised numerics), seeded, early-stopped, "
+        "on CUDA when present; logged to MLflow, registered and set as `challenger`."
+    ),
+    **WEEKLY,
+)
+def torch_model(
+    context: dg.AssetExecutionContext, config: TorchTrainingConfig, storage: DeltaStorage, mlflow: MlflowTracking
+):
+    from ml_assets.models.torch_tabular import TorchTrainConfig, train_torch_tabular
+
+    mlflow.registry().client  # fail fast, before training, when MLflow is unreachable
+    frame, data_versions = load_training_window(storage, context.partition_key)
+    settings = config.model_dump()
+    model = train_torch_tabular(frame, TorchTrainConfig(**{**settings, "hidden_sizes": tuple(config.hidden_sizes)}))
+    return log_and_register_challenger(context, mlflow, model, frame, settings, data_versions)
+
+
+training_assets = [training_set, lgbm_model, torch_model]
