@@ -16,9 +16,13 @@ def _cell(value) -> str:
     return text.replace("|", "\\|")[:80]
 
 
-def table_schema(frame: pl.DataFrame) -> dg.TableSchema:
+def table_schema(frame: pl.DataFrame, descriptions: dict[str, str] | None = None) -> dg.TableSchema:
+    descriptions = descriptions or {}
     return dg.TableSchema(
-        columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()]
+        columns=[
+            dg.TableColumn(name, str(dtype), description=descriptions.get(name))
+            for name, dtype in frame.schema.items()
+        ]
     )
 
 
@@ -40,11 +44,13 @@ def profile(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def table_metadata(frame: pl.DataFrame, uri: str, version: int) -> dict:
+def table_metadata(
+    frame: pl.DataFrame, uri: str, version: int, descriptions: dict[str, str] | None = None
+) -> dict:
     """The standard metadata of a stored table."""
     metadata = {
         "dagster/row_count": frame.height,
-        "dagster/column_schema": table_schema(frame),
+        "dagster/column_schema": table_schema(frame, descriptions),
         "dagster/uri": uri,
         "delta_table_version": version,
         "profile": dg.MetadataValue.md(markdown_table(profile(frame))),

@@ -257,3 +257,9 @@ def test_history_is_unknown_for_an_unseen_route():
 
     assert out["route_hist_flights"] == 0 and out["route_hist_disruption_rate"] is None
     assert out["carrier_hist_flights"] == 1 and out["carrier_hist_disruption_rate"] == 0.0
+
+
+def test_every_feature_table_column_is_described():
+    from ml_assets.flights.feature_spec import COLUMN_DESCRIPTIONS, FEATURES, KEY_COLUMNS, LABEL_COLUMNS
+
+    assert set(COLUMN_DESCRIPTIONS) == set(KEY_COLUMNS + FEATURES + LABEL_COLUMNS)

@@ -5,7 +5,7 @@ from datetime import timedelta
 import dagster as dg
 
 from ml_assets.assets.common import DAILY, data_version, day_range
-from ml_assets.flights.feature_spec import FEATURES, LABEL
+from ml_assets.flights.feature_spec import COLUMN_DESCRIPTIONS, FEATURES, LABEL
 from ml_assets.flights.features import FLIGHT_DAYS_BEFORE, WEATHER_DAYS_BEFORE
 from ml_assets.metadata import table_metadata
 from ml_assets.resources.storage import DeltaStorage
@@ -73,7 +73,7 @@ def flight_features(context: dg.AssetExecutionContext, storage: DeltaStorage):
     implausible = daily_rate.filter(~pl.col(LABEL).is_between(low, high))
     duplicated = frame.height - frame.get_column("flight_id").n_unique()
     return dg.MaterializeResult(
-        metadata=table_metadata(frame, storage.table_uri(TABLE), version)
+        metadata=table_metadata(frame, storage.table_uri(TABLE), version, COLUMN_DESCRIPTIONS)
         | {
             "features": len(FEATURES),
             "disruption_rate": frame.get_column(LABEL).mean() if frame.height else None,
