@@ -1,21 +1,18 @@
 """Small builders shared by the data-layer tests: embedded slices, landing zones, runs."""
 
 import hashlib
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import polars as pl
 
+from ml_assets.dates import days_between as days
 from ml_assets.flights.contracts import RAW_COLUMNS
 from ml_assets.resources.sources import EmbeddedNycflights13
 from ml_assets.resources.storage import DeltaStorage
-
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
+from ml_assets.runs import run_data_layers
 
 
-def days(start: date, end: date) -> list[date]:
-    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
 def embedded_rows(dataset: str, day: date | None = None) -> pl.DataFrame:
@@ -60,20 +57,9 @@ class Runs:
 
 
 def run_days(instance, start: date, end: date, resources: dict) -> Runs:
-    """Run the code location's `dimensions` job, then its `data_layers` job over start..end
-    as one run (a single-run backfill) with test resources; stops after a failed run."""
-    from ml_assets.definitions import defs
-
-    results = []
-    day_range = {RANGE_START_TAG: str(start), RANGE_END_TAG: str(end)}
-    for job, tags in (("dimensions", {}), ("data_layers", day_range)):
-        result = defs.resolve_job_def(job).execute_in_process(
-            instance=instance, tags=tags, resources=resources, raise_on_error=False
-        )
-        results.append(result)
-        if not result.success:
-            break
-    return Runs(results)
+    """The code location's `dimensions` then `data_layers` jobs over start..end, with test
+    resources, exactly as `ml-assets demo` runs them."""
+    return Runs(run_data_layers(instance, start, end, resources))
 
 
 def materializations(runs) -> dict[str, list]:

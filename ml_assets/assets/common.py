@@ -13,16 +13,16 @@ DAILY = dict(
     backfill_policy=dg.BackfillPolicy.single_run(),
     owners=[OWNER],
 )
+STATIC = dict(owners=[OWNER])
 
 
-def day_range(context: dg.AssetExecutionContext) -> tuple[date, date]:
-    """First and last day (inclusive) of the partitions this run materializes."""
+def day_range(context: dg.AssetExecutionContext) -> tuple[date, date] | None:
+    """First and last day (inclusive) of the partitions this run materializes; None for an
+    unpartitioned asset."""
+    if context.assets_def.partitions_def is None:
+        return None
     window = context.partition_time_window
     return window.start.date(), (window.end - timedelta(days=1)).date()
-
-
-def days_between(start: date, end: date) -> list[date]:
-    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
 def data_version(table: str, version: int) -> dg.DataVersion:

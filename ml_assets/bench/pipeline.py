@@ -20,6 +20,7 @@ def bare_pipeline(lake: str, start: date, end: date) -> None:
     """The same transforms as the raw, processed and features assets, in one process."""
     import holidays
 
+    from ml_assets.dates import days_between
     from ml_assets.flights.contracts import DAILY_DATASETS, STATIC_DATASETS
     from ml_assets.flights.features import (
         FLIGHT_DAYS_BEFORE,
@@ -34,25 +35,19 @@ def bare_pipeline(lake: str, start: date, end: date) -> None:
     from ml_assets.resources.storage import DeltaStorage
 
     source, storage = EmbeddedNycflights13(), DeltaStorage(base_uri=lake)
-    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    for dataset in DAILY_DATASETS:
-        storage.write_days(f"raw/{dataset}", source.read_days(dataset, start, end), start, end)
-    for dataset in STATIC_DATASETS:
-        storage.write_table(f"raw/{dataset}", source.read_table(dataset))
     for dataset in DAILY_DATASETS + STATIC_DATASETS:
-        rules, daily = TABLES[dataset], dataset in DAILY_DATASETS
-        raw = storage.scan(f"raw/{dataset}", start if daily else None, end if daily else None)
-        raw = raw.collect()
-        result = validate_rows(
-            raw, rules.schema, rules.key, rules.derive, keep=["date"] if daily else []
+        days = (start, end) if dataset in DAILY_DATASETS else None
+        raw = source.read_days(dataset, start, end) if days else source.read_table(dataset)
+        storage.write(f"raw/{dataset}", raw, days)
+    for dataset in DAILY_DATASETS + STATIC_DATASETS:
+        rules, days = TABLES[dataset], (start, end) if dataset in DAILY_DATASETS else None
+        raw = storage.scan(f"raw/{dataset}", *(days or ())).collect()
+        result = validate_rows(raw, rules.schema, rules.key, rules.derive, keep=["date"] if days else [])
+        storage.write(f"quarantine/{dataset}", result.quarantine, days)
+        storage.write(f"processed/{dataset}", result.clean, days)
+        evaluate_gates(
+            result, rules.schema, rules.key, QUALITY_GATES[dataset], days_between(start, end) if days else None
         )
-        if daily:
-            storage.write_days(f"quarantine/{dataset}", result.quarantine, start, end)
-            storage.write_days(f"processed/{dataset}", result.clean, start, end)
-        else:
-            storage.write_table(f"quarantine/{dataset}", result.quarantine)
-            storage.write_table(f"processed/{dataset}", result.clean)
-        evaluate_gates(result, rules.schema, rules.key, QUALITY_GATES[dataset], days if daily else None)
     flights = storage.scan(
         "processed/flights", start - timedelta(days=FLIGHT_DAYS_BEFORE), end
     ).collect()

@@ -11,13 +11,14 @@ import importlib.util
 import io
 import zipfile
 from abc import ABC, abstractmethod
-from datetime import date, timedelta
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
+from ml_assets.dates import days_between
 from ml_assets.flights.contracts import LOCAL_DATE_COLUMNS, RAW_COLUMNS
 
 PROVENANCE_COLUMNS = ["_source_file", "_source_row", "_malformed"]
@@ -59,7 +60,7 @@ class LandingZone(DataSource):
 
     def read_days(self, dataset: str, start: date, end: date) -> pl.DataFrame:
         frames = []
-        for day in _days(start, end):
+        for day in days_between(start, end):
             files = _delivery_order(day, (Path(self.root) / dataset).glob(f"{day.isoformat()}*"))
             if not files:
                 raise SourceContractError(
@@ -111,10 +112,6 @@ def check_columns(file: str, columns: list[str], dataset: str) -> None:
 def _local_date() -> pl.Expr:
     year, month, day = (pl.col(c).cast(pl.Int32) for c in LOCAL_DATE_COLUMNS)
     return pl.date(year, month, day)
-
-
-def _days(start: date, end: date) -> list[date]:
-    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
 def _with_provenance(

@@ -56,6 +56,10 @@ class DeltaStorage(dg.ConfigurableResource):
         )
         return self.version(table)
 
+    def write(self, table: str, frame: pl.DataFrame, days: tuple[date, date] | None) -> int:
+        """`write_days` over `days` (first, last), or `write_table` for an unpartitioned table."""
+        return self.write_days(table, frame, *days) if days else self.write_table(table, frame)
+
     def scan(
         self,
         table: str,
