@@ -1,6 +1,7 @@
 """The `ml-assets` command line."""
 
 import argparse
+import getpass
 import json
 import sys
 from datetime import date
@@ -26,7 +27,20 @@ def main(argv: list[str] | None = None) -> int:
     pipeline.add_argument("--repeat", type=int, default=3)
     pipeline.add_argument("--json", help="also write the figures to this file")
 
+    quality = suites.add_parser("model-quality", help="models and baselines on the DESIGN protocol")
+    quality.add_argument("--json", help="also write the figures to this file")
+    quality.add_argument("--n-trials", type=int, default=30, help="LightGBM Optuna trials")
+    quality.add_argument("--max-epochs", type=int, default=60, help="torch epochs (early stopping)")
+
+    promote = commands.add_parser("promote", help="move the champion alias to a model version")
+    promote.add_argument("--version", help="registered version (default: the current challenger)")
+    promote.add_argument("--reason", required=True, help="why, recorded in the alias log")
+    rollback = commands.add_parser("rollback", help="move the champion back to the previous one")
+    rollback.add_argument("--reason", required=True, help="why, recorded in the alias log")
+
     args = parser.parse_args(argv)
+    if args.command in ("promote", "rollback"):
+        return move_champion(args)
     if args.command == "demo":
         from ml_assets.demo import run_demo
 
@@ -39,7 +53,51 @@ def main(argv: list[str] | None = None) -> int:
             with open(args.json, "w") as out:
                 json.dump(figures, out, indent=2)
         return 0
+    if args.command == "bench" and args.suite == "model-quality":
+        from ml_assets.bench.model_quality import run
+
+        figures = run(args.n_trials, args.max_epochs)
+        print(json.dumps({"models": figures["models"], "targets": figures["targets"]}, indent=2))
+        if args.json:
+            with open(args.json, "w") as out:
+                json.dump(figures, out, indent=2)
+        return 0
     return 2
+
+
+def move_champion(args: argparse.Namespace) -> int:
+    """`promote` / `rollback` on the environment's registry; every move lands in the alias log."""
+    import dagster as dg
+    from mlflow.exceptions import MlflowException
+
+    from ml_assets.models.registry import (
+        CHALLENGER,
+        CorruptModelArtifactError,
+        NoPreviousChampionError,
+    )
+    from ml_assets.models.tracking import MlflowUnavailableError
+    from ml_assets.resources import resources_for_env
+
+    with dg.build_resources({"mlflow": resources_for_env()["mlflow"]}) as resources:
+        registry = resources.mlflow.registry()
+    who = f"{getpass.getuser()} (ml-assets {args.command})"
+    try:
+        if args.command == "rollback":
+            move = registry.rollback(args.reason, moved_by=who)
+        else:
+            version = args.version or registry.version_for(CHALLENGER)
+            if version is None:
+                raise LookupError(f"{registry.model_name} has no challenger: pass --version")
+            move = registry.promote(version, args.reason, moved_by=who)
+    except (
+        CorruptModelArtifactError, NoPreviousChampionError, MlflowUnavailableError, MlflowException,
+        LookupError, ValueError,
+    ) as error:  # fmt: skip
+        print(f"ml-assets {args.command}: refused: {error}", file=sys.stderr)
+        return 1
+    before = f"v{move.from_version}" if move.from_version else "none"
+    print(f"{registry.model_name}: champion {before} -> v{move.to_version} ({move.reason})")
+    return 0
 
 
 if __name__ == "__main__":

@@ -52,7 +52,10 @@ def _scorer(pyfunc_model):
 
 @dg.asset(
     group_name="evaluation",
-    deps=["training_set", "lgbm_model", "torch_model", "flight_features"],  # the week's days
+    deps=[
+        "training_set", "lgbm_model", "torch_model",
+        dg.AssetDep("flight_features", partition_mapping=dg.TimeWindowPartitionMapping()),  # the week's days
+    ],  # fmt: skip
     kinds={"mlflow", "deltalake"},
     code_version="1",
     check_specs=[

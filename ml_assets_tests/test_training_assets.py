@@ -1,0 +1,149 @@
+"""The weekly model graph through Dagster against a real local MLflow store (SQLite + files):
+training window, both learners, MLflow runs, registry, evaluation report, checks and promotion."""
+
+import dagster as dg
+import mlflow
+import polars as pl
+import pytest
+
+from ml_assets.assets.evaluation import EVALUATIONS
+from ml_assets.flights.feature_spec import FEATURES
+from ml_assets.models.registry import CHALLENGER, CHAMPION
+from ml_assets_tests.training_runs import (
+    ALL_ASSETS,
+    NEXT_WEEK,
+    WEEK,
+    local_tracking,
+    materialized,
+    run_week,
+    synthetic_lake,
+)
+
+
+class WeeklyRuns:
+    """Week 1 through the whole graph (no champion yet), week 2 with a margin no model can beat,
+    then week 1's LightGBM again on the same data and seed."""
+
+    def __init__(self, folder):
+        self.storage = synthetic_lake(folder)
+        self.mlflow = local_tracking(folder)
+        with dg.DagsterInstance.ephemeral() as instance:
+            self.first = run_week(instance, WEEK, self.storage, self.mlflow)
+            self.second = run_week(
+                instance, NEXT_WEEK, self.storage, self.mlflow, champion_promotion={"margin": 1.0}
+            )
+            self.lgbm_again = run_week(instance, WEEK, self.storage, self.mlflow, ["lgbm_model"])
+        self.registry = self.mlflow.registry()
+
+
+@pytest.fixture(scope="module")
+def weekly(tmp_path_factory) -> WeeklyRuns:
+    folder = tmp_path_factory.mktemp("weekly")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ML_ASSETS_DATA_DIR", str(folder))  # the report files
+        yield WeeklyRuns(folder)
+
+
+def test_every_weekly_run_succeeds_and_materializes_its_assets(weekly):
+    for result in (weekly.first, weekly.second, weekly.lgbm_again):
+        assert result.success
+    assert set(materialized(weekly.first)) == set(ALL_ASSETS)
+    assert set(materialized(weekly.lgbm_again)) == {"lgbm_model"}
+
+
+def test_training_set_pins_the_weeks_before_to_a_feature_table_version(weekly):
+    training_set = materialized(weekly.first)["training_set"]
+
+    assert training_set["window"] == "2013-03-04..2013-04-14"  # six whole weeks before Monday 04-15
+    assert training_set["days"] == 42 and training_set["dagster/row_count"] > 1000
+    assert training_set["flight_features_version"] == 0
+
+
+def test_each_model_is_one_mlflow_run_with_params_metrics_data_versions_and_tags(weekly):
+    learners = {"lgbm_model": ("lightgbm", "validation_roc_auc"), "torch_model": ("torch_tabular", "validation_log_loss")}
+    for asset, (kind, metric) in learners.items():
+        model = materialized(weekly.first)[asset]
+        run = mlflow.get_run(model["mlflow_run_id"])
+
+        assert run.data.tags["dagster_run_id"] == weekly.first.run_id
+        assert run.data.tags["dagster_partition"] == WEEK
+        assert run.data.tags["model_kind"] == kind
+        assert run.data.params["data_version.features/flight_features"] == "0"
+        assert run.data.params["seed"] == "42"
+        assert run.data.metrics[metric] == pytest.approx(model[metric])
+        assert mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/features.json")["features"] == FEATURES
+        info = mlflow.models.get_model_info(model["model_uri"])
+        assert info.signature.inputs.input_names() == FEATURES
+        assert info.saved_input_example_info is not None
+
+
+def test_each_model_is_registered_with_its_week_and_kind(weekly):
+    week_one = weekly.registry.versions_tagged(dagster_partition=WEEK)
+    week_two = weekly.registry.versions_tagged(dagster_partition=NEXT_WEEK)
+
+    assert {tags["model_kind"] for tags in week_one.values()} == {"lightgbm", "torch_tabular"}
+    assert len(week_one) == 3 and len(week_two) == 2  # week one's LightGBM trained twice
+    assert weekly.registry.version_for(CHALLENGER) == max(week_one, key=int)  # the latest training
+
+
+def test_the_evaluation_scores_candidates_champion_and_baselines_on_the_same_week(weekly):
+    evaluation = materialized(weekly.second)["model_evaluation"]
+    rows = weekly.storage.scan(EVALUATIONS).filter(pl.col("week") == NEXT_WEEK).collect()
+
+    assert sorted(rows["role"]) == ["baseline", "baseline", "candidate", "challenger", "champion"]
+    assert set(rows.filter(pl.col("role") == "baseline")["model"]) == {"baseline_rate", "logistic"}
+    challenger = rows.filter(pl.col("role") == "challenger").row(0, named=True)
+    assert challenger["roc_auc"] == max(rows.filter(pl.col("role").is_in(["challenger", "candidate"]))["roc_auc"])
+    assert challenger["roc_auc"] > rows.filter(pl.col("model") == "baseline_rate")["roc_auc"].item()
+    assert evaluation["evaluation_rows"] > 200
+
+    markdown = evaluation["report"]
+    for name in ("baseline_rate", "logistic", "champion v", "worst_roc_auc", "report.html"):
+        assert name in markdown, name
+    for link in ("report_html", "calibration_plot"):
+        assert evaluation[link].startswith("file://")
+    run_id = weekly.registry.client.get_model_version(
+        weekly.registry.model_name, evaluation["challenger_version"]
+    ).run_id
+    logged = {a.path for a in weekly.registry.client.list_artifacts(run_id, f"evaluation/{NEXT_WEEK}")}
+    assert {f"evaluation/{NEXT_WEEK}/report.html", f"evaluation/{NEXT_WEEK}/calibration.png"} <= logged
+
+
+def test_quality_checks_ran_as_blocking_checks_and_passed(weekly):
+    evaluations = weekly.first.get_asset_check_evaluations()
+
+    assert {e.check_name: e.passed for e in evaluations} == {
+        "invariance_to_identifiers": True,
+        "lower_visibility_raises_risk": True,
+        "recent_origin_delays_raise_risk": True,
+        "minimum_roc_auc": True,
+    }
+
+
+def test_the_first_challenger_becomes_champion_and_a_margin_it_cannot_beat_holds_it(weekly):
+    first = materialized(weekly.first)
+    second = materialized(weekly.second)["champion_promotion"]
+    promoted = first["model_evaluation"]["challenger_version"]
+
+    assert first["champion_promotion"]["promoted"] is True
+    assert first["champion_promotion"]["champion_version"] == promoted
+    assert second["promoted"] is False and "does not beat" in second["decision"]
+    assert weekly.registry.version_for(CHAMPION) == promoted
+    champion_moves = [m for m in weekly.registry.alias_log() if m.alias == CHAMPION]
+    assert [(m.action, m.from_version, m.to_version) for m in champion_moves] == [("promote", None, promoted)]
+    assert champion_moves[0].dagster_run_id == weekly.first.run_id
+    assert champion_moves[0].moved_by == "dagster asset champion_promotion"
+
+
+def test_same_data_and_seed_give_the_same_lightgbm_metrics(weekly):
+    first = materialized(weekly.first)["lgbm_model"]
+    again = materialized(weekly.lgbm_again)["lgbm_model"]
+
+    assert again["model_version"] != first["model_version"]
+    assert again["validation_roc_auc"] == first["validation_roc_auc"]
+    first_run, again_run = (mlflow.get_run(m["mlflow_run_id"]).data for m in (first, again))
+    assert first_run.metrics == again_run.metrics
+    manifest = "data_version.training/training_sets"  # week two's manifest row came in between
+    assert {k: v for k, v in first_run.params.items() if k != manifest} == {
+        k: v for k, v in again_run.params.items() if k != manifest
+    }
