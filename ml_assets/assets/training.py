@@ -134,6 +134,7 @@ def load_training_window(storage: DeltaStorage, week: str) -> tuple[pl.DataFrame
 def log_and_register_challenger(
     context: dg.AssetExecutionContext,
     mlflow: MlflowTracking,
+    registry,
     model,
     frame: pl.DataFrame,
     params: dict,
@@ -142,7 +143,6 @@ def log_and_register_challenger(
     """One MLflow run for this partition, a new registered version, and the `challenger` alias."""
     from ml_assets.models.tracking import log_training_run
 
-    registry = mlflow.registry()
     tags = {
         "dagster_run_id": context.run_id,
         "dagster_partition": context.partition_key,
@@ -207,12 +207,11 @@ def lgbm_model(
 ):
     from ml_assets.models.lgbm import LgbmSearchConfig, train_lgbm
 
-    mlflow.registry().client  # fail fast, before training, when MLflow is unreachable
+    registry = mlflow.registry()  # fails fast, before training, when MLflow is unreachable
     frame, data_versions = load_training_window(storage, context.partition_key)
-    search = LgbmSearchConfig(**config.model_dump())
-    model = train_lgbm(frame, search)
+    model = train_lgbm(frame, LgbmSearchConfig(**config.model_dump()))
     params = {**config.model_dump(), **model.params, "best_iteration": model.best_iteration}
-    return log_and_register_challenger(context, mlflow, model, frame, params, data_versions)
+    return log_and_register_challenger(context, mlflow, registry, model, frame, params, data_versions)
 
 
 class TorchTrainingConfig(dg.Config):
@@ -247,11 +246,11 @@ def torch_model(
 ):
     from ml_assets.models.torch_tabular import TorchTrainConfig, train_torch_tabular
 
-    mlflow.registry().client  # fail fast, before training, when MLflow is unreachable
+    registry = mlflow.registry()  # fails fast, before training, when MLflow is unreachable
     frame, data_versions = load_training_window(storage, context.partition_key)
     settings = config.model_dump()
     model = train_torch_tabular(frame, TorchTrainConfig(**{**settings, "hidden_sizes": tuple(config.hidden_sizes)}))
-    return log_and_register_challenger(context, mlflow, model, frame, settings, data_versions)
+    return log_and_register_challenger(context, mlflow, registry, model, frame, settings, data_versions)
 
 
 training_assets = [training_set, lgbm_model, torch_model]

@@ -27,9 +27,12 @@ class MlflowTracking(dg.ConfigurableResource):
         return self.tracking_uri
 
     def registry(self):
+        """The model registry, once MLflow has answered (else `MlflowUnavailableError`)."""
         from ml_assets.models.registry import ModelRegistry
 
-        return ModelRegistry(self.prepared_uri(), self.registered_model)
+        registry = ModelRegistry(self.prepared_uri(), self.registered_model)
+        registry.client  # connecting probes the store
+        return registry
 
 
 def local_mlflow() -> MlflowTracking:
