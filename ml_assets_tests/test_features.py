@@ -229,6 +229,30 @@ def test_origin_operations_are_zero_or_unknown_without_recent_flights():
     assert target["origin_recent_late_share"] is None
 
 
+def test_destination_carrier_schedule_bank_and_aircraft_features():
+    # the target: UA1 EWR→IAH at 14:00 UTC, prediction point 12:00; every flight is aircraft N14228
+    flights = processed_flights(
+        [
+            flight(utc(14), 0, 1),  # the target
+            flight(utc(11, 30), 20, 2, origin="LGA"),  # to IAH from LGA, departed 11:50
+            flight(utc(11), 40, 3, origin="JFK", dest="ORD"),  # departed 11:40, elsewhere
+            flight(utc(11, 45), 30, 4, carrier="AA"),  # EWR→IAH, departs 12:15: after the point
+            flight(utc(13, 40), 0, 5),  # scheduled 20 min before the target
+            flight(utc(14, 25), 0, 6),  # 25 min after
+            flight(utc(14, 31), 0, 7),  # 31 min after: outside the bank
+        ]
+    )
+    target = one(features(flights), 1)
+
+    assert (target["dest_recent_departures"], target["dest_recent_mean_dep_delay"]) == (1, 20)
+    assert target["carrier_origin_recent_departures"] == 0  # AA4 is another carrier, and later
+    assert target["carrier_origin_recent_mean_dep_delay"] is None
+    assert target["origin_last_hour_departures"] == 0
+    assert target["origin_scheduled_nearby"] == 3  # flights 1, 5 and 6
+    assert target["aircraft_prev_dep_delay"] == 20  # LGA at 11:50, the latest before 12:00
+    assert target["aircraft_prev_dep_minutes_ago"] == 10
+
+
 # --- history: only complete days, D-29 .. D-2 -----------------------------------------------------
 
 

@@ -59,7 +59,7 @@ def build_flight_features(
     targets = _schedule_features(targets, holidays)
     targets = _aircraft_features(targets, planes).sort("prediction_time_utc")
     targets = _weather_features(targets, weather)
-    targets = _origin_operations_features(targets, flights)
+    targets = _operations_features(targets, flights)
     targets = _history_features(targets, flights)
     targets = targets.with_columns(
         _disrupted(pl.col("arr_delay"), pl.col("cancelled"), pl.col("diverted")).alias(LABEL),
@@ -150,13 +150,29 @@ def _weather_features(targets: pl.DataFrame, weather: pl.DataFrame) -> pl.DataFr
     return earlier.with_columns(**deltas).drop(helper_columns).sort("prediction_time_utc")
 
 
-def _origin_operations_features(targets: pl.DataFrame, flights: pl.DataFrame) -> pl.DataFrame:
-    """Departures from the same origin in the hours before the prediction point."""
+# Recent departures (count, mean departure delay) by grouping and look-back window.
+RECENT_DEPARTURES = {
+    "origin_recent": (["origin"], timedelta(hours=ONLINE_WINDOW_HOURS)),
+    "origin_last_hour": (["origin"], timedelta(hours=1)),
+    "dest_recent": (["dest"], timedelta(hours=ONLINE_WINDOW_HOURS)),  # ground delays at the destination
+    "carrier_origin_recent": (["origin", "carrier"], timedelta(hours=ONLINE_WINDOW_HOURS)),
+}  # fmt: skip
+SCHEDULE_BANK_MINUTES = 30  # departures scheduled this close to the flight compete for the runway
+AIRCRAFT_LOOKBACK = "12h"  # the aircraft's previous departure counts if this recent
+
+
+def _operations_features(targets: pl.DataFrame, flights: pl.DataFrame) -> pl.DataFrame:
+    """Operations right now: recent departures by origin, destination and carrier, punctuality
+    and cancellations at the origin, the schedule bank and the aircraft's previous departure."""
+    at = "prediction_time_utc"
+    departures = flights.filter(pl.col("actual_dep_utc").is_not_null())
+    for name, (by, window) in RECENT_DEPARTURES.items():
+        events = departures.select(*by, time="actual_dep_utc", _n=pl.lit(1), _delay="dep_delay")
+        targets = _add_trailing_sums(targets, events, by, at, window).with_columns(
+            **{f"{name}_departures": pl.col("_n"), f"{name}_mean_dep_delay": _ratio("_delay", "_n")}
+        ).drop("_n", "_delay")
     window = timedelta(hours=ONLINE_WINDOW_HOURS)
     on_time_limit = pl.duration(minutes=DISRUPTION_DELAY_MINUTES)
-    departures = flights.filter(pl.col("actual_dep_utc").is_not_null()).select(
-        "origin", time="actual_dep_utc", _departed=pl.lit(1), _delay_sum="dep_delay"
-    )
     punctuality = flights.select(
         "origin",
         time=pl.col("sched_dep_utc") + on_time_limit,
@@ -169,16 +185,45 @@ def _origin_operations_features(targets: pl.DataFrame, flights: pl.DataFrame) ->
     cancellations = flights.filter(pl.col("cancelled")).select(
         "origin", time="sched_dep_utc", _cancelled=pl.lit(1)
     )
-    at = "prediction_time_utc"
-    targets = _add_trailing_sums(targets, departures, "origin", at, window)
     targets = _add_trailing_sums(targets, punctuality, "origin", at, window)
     targets = _add_trailing_sums(targets, cancellations, "origin", at, window)
-    return targets.with_columns(
-        origin_recent_departures=pl.col("_departed"),
-        origin_recent_mean_dep_delay=_ratio("_delay_sum", "_departed"),
-        origin_recent_late_share=_ratio("_late", "_due"),
-        origin_recent_cancelled=pl.col("_cancelled"),
-    ).drop("_departed", "_delay_sum", "_due", "_late", "_cancelled")
+    targets = targets.with_columns(
+        origin_recent_late_share=_ratio("_late", "_due"), origin_recent_cancelled=pl.col("_cancelled")
+    ).drop("_due", "_late", "_cancelled")
+    return _aircraft_previous_departure(_schedule_bank(targets, flights), departures)
+
+
+def _schedule_bank(targets: pl.DataFrame, flights: pl.DataFrame) -> pl.DataFrame:
+    """Departures scheduled at the origin within SCHEDULE_BANK_MINUTES of the flight (the
+    schedule is published in advance, so this is known at any prediction point)."""
+    bank = timedelta(minutes=SCHEDULE_BANK_MINUTES)
+    scheduled = flights.select("origin", time="sched_dep_utc", _scheduled=pl.lit(1))
+    targets = targets.with_columns(_bank_end=pl.col("sched_dep_utc") + bank).sort("_bank_end")
+    targets = _add_trailing_sums(targets, scheduled, "origin", "_bank_end", 2 * bank)
+    return targets.rename({"_scheduled": "origin_scheduled_nearby"}).drop("_bank_end").sort(
+        "prediction_time_utc"
+    )
+
+
+def _aircraft_previous_departure(targets: pl.DataFrame, departures: pl.DataFrame) -> pl.DataFrame:
+    """Delay of the same aircraft's latest departure (from the airports in the data) before
+    the prediction point, and how long before it was."""
+    previous = (
+        departures.filter(pl.col("tailnum").is_not_null())
+        .select("tailnum", _previous_utc="actual_dep_utc", aircraft_prev_dep_delay="dep_delay")
+        .sort("_previous_utc")
+    )
+    joined = targets.join_asof(
+        previous,
+        left_on="prediction_time_utc",
+        right_on="_previous_utc",
+        by="tailnum",
+        strategy="backward",
+        tolerance=AIRCRAFT_LOOKBACK,
+        check_sortedness=False,  # both sides sorted by time
+    )
+    minutes_ago = (pl.col("prediction_time_utc") - pl.col("_previous_utc")).dt.total_minutes()
+    return joined.with_columns(aircraft_prev_dep_minutes_ago=minutes_ago).drop("_previous_utc")
 
 
 def _history_features(targets: pl.DataFrame, flights: pl.DataFrame) -> pl.DataFrame:
