@@ -5,7 +5,7 @@ from datetime import date, datetime, timedelta, timezone
 import polars as pl
 import pytest
 
-from ml_assets.flights.feature_spec import FEATURES, KEY_COLUMNS, LABEL, LABEL_COLUMNS
+from ml_assets.flights.feature_spec import CONTEXT_COLUMNS, FEATURES, KEY_COLUMNS, LABEL, LABEL_COLUMNS
 from ml_assets.flights.features import _add_trailing_sums, build_flight_features
 from ml_assets.flights.schemas import FLIGHTS
 from ml_assets.quality.validation import validate_rows
@@ -151,7 +151,7 @@ def test_label_is_arrival_delay_of_15_minutes_or_cancelled_or_diverted():
         1: (False, 14.0), 2: (True, 15.0), 3: (False, -20.0),
         4: (True, None), 5: (True, None), 6: (True, 80.0),
     }  # fmt: skip
-    assert out.columns == KEY_COLUMNS + FEATURES + LABEL_COLUMNS
+    assert out.columns == KEY_COLUMNS + CONTEXT_COLUMNS + FEATURES + LABEL_COLUMNS
 
 
 def test_schedule_and_aircraft_features():
@@ -284,6 +284,6 @@ def test_history_is_unknown_for_an_unseen_route():
 
 
 def test_every_feature_table_column_is_described():
-    from ml_assets.flights.feature_spec import COLUMN_DESCRIPTIONS, FEATURES, KEY_COLUMNS, LABEL_COLUMNS
+    from ml_assets.flights.feature_spec import COLUMN_DESCRIPTIONS
 
-    assert set(COLUMN_DESCRIPTIONS) == set(KEY_COLUMNS + FEATURES + LABEL_COLUMNS)
+    assert set(COLUMN_DESCRIPTIONS) == set(KEY_COLUMNS + CONTEXT_COLUMNS + FEATURES + LABEL_COLUMNS)

@@ -14,6 +14,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from ml_assets.flights.feature_spec import (
+    CONTEXT_COLUMNS,
     DISRUPTION_DELAY_MINUTES,
     FEATURES,
     HISTORY_DAYS,
@@ -65,7 +66,8 @@ def build_flight_features(
         _disrupted(pl.col("arr_delay"), pl.col("cancelled"), pl.col("diverted")).alias(LABEL),
         label_arr_delay=pl.col("arr_delay"),
     )
-    return targets.select(KEY_COLUMNS + FEATURES + LABEL_COLUMNS).sort("sched_dep_utc", "flight_id")
+    columns = KEY_COLUMNS + CONTEXT_COLUMNS + FEATURES + LABEL_COLUMNS
+    return targets.select(columns).sort("sched_dep_utc", "flight_id")
 
 
 def _disrupted(arr_delay: pl.Expr, cancelled: pl.Expr, diverted: pl.Expr) -> pl.Expr:
