@@ -11,14 +11,13 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from ml_assets.assets.common import data_version
+from ml_assets.assets.common import data_version, day_range
 from ml_assets.assets.training import load_training_window
 from ml_assets.assets.weekly import (
     FEATURES_TABLE,
     WEEKLY,
     read_days_pinned,
     read_week_rows,
-    week_range,
     write_week_rows,
 )
 from ml_assets.resources.mlflow import MlflowTracking
@@ -84,7 +83,7 @@ def model_evaluation(
     latest_by_kind = {tags["model_kind"]: version for version, tags in candidates.items()}
     if not latest_by_kind:
         raise dg.Failure(f"no model version is registered for week {week}: materialize lgbm_model or torch_model")
-    first, last = week_range(context)
+    first, last = day_range(context)
     test, features_version = read_days_pinned(storage, FEATURES_TABLE, first, last)
     if test.height < config.min_rows:
         raise dg.Failure(f"week {week} ({first}..{last}) has {test.height} evaluation rows, fewer than {config.min_rows}")

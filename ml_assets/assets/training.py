@@ -12,13 +12,12 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from ml_assets.assets.common import data_version
+from ml_assets.assets.common import data_version, day_range
 from ml_assets.assets.weekly import (
     FEATURES_TABLE,
     WEEKLY,
     read_days_pinned,
     read_week_rows,
-    week_range,
     write_week_rows,
 )
 from ml_assets.resources.mlflow import MlflowTracking
@@ -87,7 +86,7 @@ def training_set(context: dg.AssetExecutionContext, config: TrainingWindowConfig
     from ml_assets.flights.feature_spec import LABEL
     from ml_assets.models.dataset import InsufficientTrainingDataError, require_training_rows
 
-    week_start, _ = week_range(context)
+    week_start, _ = day_range(context)
     first, last = week_start - timedelta(weeks=config.window_weeks), week_start - timedelta(days=1)
     frame, features_version = read_days_pinned(storage, FEATURES_TABLE, first, last)
     try:

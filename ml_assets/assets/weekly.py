@@ -4,7 +4,7 @@ Weekly assets store small per-week tables (training-set manifests, evaluation su
 tables keyed by a `week` column: a week is rewritten in one atomic commit with a predicate on it.
 """
 
-from datetime import date, timedelta
+from datetime import date
 
 import dagster as dg
 import polars as pl
@@ -17,12 +17,6 @@ WEEK_COLUMN = "week"
 FEATURES_TABLE = "features/flight_features"
 
 WEEKLY = dict(partitions_def=weekly_partitions, owners=[OWNER])
-
-
-def week_range(context: dg.AssetExecutionContext) -> tuple[date, date]:
-    """First and last day (inclusive) of the week being materialized."""
-    window = context.partition_time_window
-    return window.start.date(), (window.end - timedelta(days=1)).date()
 
 
 def write_week_rows(storage: DeltaStorage, table: str, frame: pl.DataFrame, week: str) -> int:
