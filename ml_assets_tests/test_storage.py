@@ -106,6 +106,15 @@ def test_partitioned_by_date_on_disk(lake_storage, lake_dir):
     assert folders == [f"date={D1}", f"date={D2}"]
 
 
+def test_a_new_column_is_merged_and_reads_null_on_days_not_rewritten(lake_storage):
+    lake_storage.write_days(TABLE, readings((D1, 1), (D2, 1)), D1, D2)
+
+    lake_storage.write_days(TABLE, readings((D2, 1), tag="v2").with_columns(score=pl.lit(0.5)), D2, D2)
+
+    table = stored(lake_storage)
+    assert table.select("date", "value", "score").rows() == [(D1, f"v1-{D1}-0", None), (D2, f"v2-{D2}-0", 0.5)]
+
+
 def test_write_table_replaces_the_whole_table_even_with_a_new_schema(lake_storage):
     lake_storage.write_table("processed/things", pl.DataFrame({"a": [1, 2, 3]}))
     version = lake_storage.write_table("processed/things", pl.DataFrame({"a": [9], "b": ["x"]}))
@@ -124,3 +133,14 @@ def test_reading_a_table_that_does_not_exist_names_it(lake_storage):
 def test_table_uri_joins_the_base_uri_and_the_table():
     assert DeltaStorage(base_uri="s3://lake/").table_uri("raw/flights") == "s3://lake/raw/flights"
     assert DeltaStorage(base_uri="/data/lake").table_uri("raw/flights") == "/data/lake/raw/flights"
+
+
+def test_write_key_replaces_only_the_rows_of_its_key(lake_storage):
+    table = "evaluation/summaries"
+    lake_storage.write_key(table, pl.DataFrame({"model": ["a", "b"]}), "week", "2013-02-04")
+    lake_storage.write_key(table, pl.DataFrame({"model": ["a"]}), "week", "2013-02-11")
+    version = lake_storage.write_key(table, pl.DataFrame({"model": ["c"]}), "week", "2013-02-04")
+
+    assert version == 2
+    rows = lake_storage.scan(table).collect().sort("week", "model").rows()
+    assert rows == [("c", "2013-02-04"), ("a", "2013-02-11")]

@@ -15,10 +15,10 @@ from ml_assets.assets.common import data_version, day_range
 from ml_assets.assets.training import load_training_window
 from ml_assets.assets.weekly import (
     FEATURES_TABLE,
+    WEEK_COLUMN,
     WEEKLY,
     read_days_pinned,
     read_week_rows,
-    write_week_rows,
 )
 from ml_assets.resources.mlflow import MlflowTracking
 from ml_assets.resources.storage import DeltaStorage
@@ -71,16 +71,14 @@ def _scorer(pyfunc_model):
 def model_evaluation(
     context: dg.AssetExecutionContext, config: EvaluationConfig, storage: DeltaStorage, mlflow: MlflowTracking
 ):
-    from ml_assets.models.baselines import fit_logistic_baseline, fit_rate_baseline
+    from ml_assets.models.comparison import compare_models, registered_name
     from ml_assets.models.evaluation_report import build_evaluation_report
-    from ml_assets.models.metrics import evaluate
     from ml_assets.models.quality import all_passed, run_quality_checks
     from ml_assets.models.registry import CHALLENGER, CHAMPION
 
     week = context.partition_key
     registry = mlflow.registry()
-    candidates = registry.versions_tagged(dagster_partition=week)
-    latest_by_kind = {tags["model_kind"]: version for version, tags in candidates.items()}
+    latest_by_kind = {tags["model_kind"]: v for v, tags in registry.versions_tagged(dagster_partition=week).items()}
     if not latest_by_kind:
         raise dg.Failure(f"no model version is registered for week {week}: materialize lgbm_model or torch_model")
     first, last = day_range(context)
@@ -89,50 +87,38 @@ def model_evaluation(
         raise dg.Failure(f"week {week} ({first}..{last}) has {test.height} evaluation rows, fewer than {config.min_rows}")
     train, trained_on = load_training_window(storage, week)
 
-    scorers = {f"{kind} v{version}": _scorer(registry.load(version)) for kind, version in latest_by_kind.items()}
-    evaluations = {name: evaluate(test, score(test), min_slice_rows=config.min_slice_rows) for name, score in scorers.items()}
-    challenger_name = max(evaluations, key=lambda name: evaluations[name].metrics["roc_auc"])
-    challenger_version = challenger_name.rsplit(" v", 1)[1]
+    candidates = {registered_name(kind, v): _scorer(registry.load(v)) for kind, v in latest_by_kind.items()}
+    champion_version = registry.version_for(CHAMPION)
+    champion = (
+        (registered_name("champion", champion_version), _scorer(registry.load(champion_version)))
+        if champion_version
+        else None
+    )
+    comparison = compare_models(test, train, candidates, champion, config.min_slice_rows)
+    challenger_version = comparison.challenger_version
     if registry.version_for(CHALLENGER) != challenger_version:
         registry.set_challenger(
             challenger_version, f"best candidate of week {week} on {first}..{last}", context.run_id,
             moved_by="dagster asset model_evaluation",
         )  # fmt: skip
-    champion_version = registry.version_for(CHAMPION)
-    if champion_version is not None:
-        evaluations[f"champion v{champion_version}"] = evaluate(
-            test, _scorer(registry.load(champion_version))(test), min_slice_rows=config.min_slice_rows
-        )
-    for name, baseline in (("baseline_rate", fit_rate_baseline(train)), ("logistic", fit_logistic_baseline(train))):
-        evaluations[name] = evaluate(test, baseline.predict_proba(test), min_slice_rows=config.min_slice_rows)
 
-    quality = run_quality_checks(scorers[challenger_name], test, config.min_roc_auc)
+    quality = run_quality_checks(candidates[comparison.challenger], test, config.min_roc_auc)
     passed = all_passed(quality)
     report = build_evaluation_report(
-        evaluations,
+        comparison.evaluations,
         data_dir() / "reports" / "model_evaluation" / week,
         f"Model evaluation, week {week} (out of time: {first}..{last})",
-        focus_model=challenger_name,
+        focus_model=comparison.challenger,
         notes=(
-            f"Challenger: {challenger_name}; champion: "
-            f"{f'v{champion_version}' if champion_version else 'none yet'}; "
+            f"Challenger: {comparison.challenger}; champion: {f'v{champion_version}' if champion_version else 'none yet'}; "
             f"quality checks {'passed' if passed else 'FAILED'}.",
         ),
     )
     challenger_run = registry.client.get_model_version(registry.model_name, challenger_version).run_id
     registry.client.log_artifacts(challenger_run, str(report.html_path.parent), f"evaluation/{week}")
 
-    roles = {name: "candidate" for name in scorers} | {
-        challenger_name: "challenger",
-        f"champion v{champion_version}": "champion",
-    }
-    rows = report.summary.with_columns(
-        pl.col("model").replace_strict(roles, default="baseline").alias("role"),
-        pl.col("model").str.extract(r" v(\d+)$").alias("model_version"),
-        pl.lit(passed).alias("quality_passed"),
-        pl.lit(features_version).alias("features_version"),
-    )
-    version = write_week_rows(storage, EVALUATIONS, rows, week)
+    rows = comparison.summary_rows(passed).with_columns(pl.lit(features_version).alias("features_version"))
+    version = storage.write_key(EVALUATIONS, rows, WEEK_COLUMN, week)
     return dg.MaterializeResult(
         metadata={
             "report": dg.MetadataValue.md(report.markdown),
@@ -140,8 +126,8 @@ def model_evaluation(
             "calibration_plot": dg.MetadataValue.url(report.calibration_png.as_uri()),
             "challenger_version": challenger_version,
             "champion_version": champion_version or "none",
-            "challenger_roc_auc": evaluations[challenger_name].metrics["roc_auc"],
-            "worst_slice_gap": evaluations[challenger_name].worst_slice_gap,
+            "challenger_roc_auc": comparison.evaluations[comparison.challenger].metrics["roc_auc"],
+            "worst_slice_gap": comparison.evaluations[comparison.challenger].worst_slice_gap,
             "evaluation_rows": test.height,
             "evaluated_on": dg.MetadataValue.json({FEATURES_TABLE: features_version, **trained_on}),
         },

@@ -15,10 +15,10 @@ from pydantic import Field
 from ml_assets.assets.common import data_version, day_range
 from ml_assets.assets.weekly import (
     FEATURES_TABLE,
+    WEEK_COLUMN,
     WEEKLY,
     read_days_pinned,
     read_week_rows,
-    write_week_rows,
 )
 from ml_assets.resources.mlflow import MlflowTracking
 from ml_assets.resources.storage import DeltaStorage
@@ -107,7 +107,7 @@ def training_set(context: dg.AssetExecutionContext, config: TrainingWindowConfig
             "disruption_rate": [float(frame[LABEL].mean())],
         }
     )
-    version = write_week_rows(storage, TRAINING_SETS, manifest, context.partition_key)
+    version = storage.write_key(TRAINING_SETS, manifest, WEEK_COLUMN, context.partition_key)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": frame.height,

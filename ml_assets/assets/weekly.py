@@ -1,7 +1,7 @@
 """Shared wiring of the weekly layers (training, evaluation): week ranges and per-week rows.
 
 Weekly assets store small per-week tables (training-set manifests, evaluation summaries) as Delta
-tables keyed by a `week` column: a week is rewritten in one atomic commit with a predicate on it.
+tables keyed by a `week` column: a week is rewritten in one atomic commit (`DeltaStorage.write_key`).
 """
 
 from datetime import date
@@ -17,17 +17,6 @@ WEEK_COLUMN = "week"
 FEATURES_TABLE = "features/flight_features"
 
 WEEKLY = dict(partitions_def=weekly_partitions, owners=[OWNER])
-
-
-def write_week_rows(storage: DeltaStorage, table: str, frame: pl.DataFrame, week: str) -> int:
-    """Replace the rows of `week` with `frame` (all of whose rows are that week's); returns the version."""
-    frame = frame.with_columns(pl.lit(week).alias(WEEK_COLUMN))
-    frame.write_delta(
-        storage.table_uri(table),
-        mode="overwrite",
-        delta_write_options={"predicate": f"{WEEK_COLUMN} = '{week}'"},
-    )
-    return storage.version(table)
 
 
 def read_week_rows(storage: DeltaStorage, table: str, week: str, producer: str) -> pl.DataFrame:

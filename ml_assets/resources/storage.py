@@ -3,6 +3,8 @@
 A day range is written as one `overwrite` commit with a predicate on the range, so a killed run
 never leaves a half-written partition and a re-run replaces exactly its days. Every commit is a
 table version, which the assets record as their data version (time travel with `version=`).
+A write may add columns (a new feature): they are merged into the table schema, and days not
+rewritten yet read them as null until they are re-materialized.
 """
 
 from datetime import date
@@ -45,7 +47,18 @@ class DeltaStorage(dg.ConfigurableResource):
             delta_write_options={
                 "predicate": f"{DATE_COLUMN} >= '{start}' AND {DATE_COLUMN} <= '{end}'",
                 "partition_by": [DATE_COLUMN],
+                "schema_mode": "merge",
             },
+        )
+        return self.version(table)
+
+    def write_key(self, table: str, frame: pl.DataFrame, column: str, value: str) -> int:
+        """Replace the rows whose `column` is `value` (a weekly asset's week) with `frame` atomically;
+        `column` is set to `value` on every row written. Returns the new version."""
+        frame.with_columns(pl.lit(value).alias(column)).write_delta(
+            self.table_uri(table),
+            mode="overwrite",
+            delta_write_options={"predicate": f"{column} = '{value}'", "schema_mode": "merge"},
         )
         return self.version(table)
 
