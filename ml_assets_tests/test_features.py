@@ -240,6 +240,7 @@ def test_destination_carrier_schedule_bank_and_aircraft_features():
             flight(utc(13, 40), 0, 5),  # scheduled 20 min before the target
             flight(utc(14, 25), 0, 6),  # 25 min after
             flight(utc(14, 31), 0, 7),  # 31 min after: outside the bank
+            flight(utc(10), 10, 8, carrier="AA", origin="JFK", dest="BOS"),  # departed 10:10
         ]
     )
     target = one(features(flights), 1)
@@ -248,6 +249,8 @@ def test_destination_carrier_schedule_bank_and_aircraft_features():
     assert target["carrier_origin_recent_departures"] == 0  # AA4 is another carrier, and later
     assert target["carrier_origin_recent_mean_dep_delay"] is None
     assert target["origin_last_hour_departures"] == 0
+    assert (target["carrier_recent_departures"], target["carrier_recent_mean_dep_delay"]) == (2, 30)  # 2, 3
+    assert (target["nyc_recent_departures"], target["nyc_recent_mean_dep_delay"]) == (3, 70 / 3)  # 2, 3, 8
     assert target["origin_scheduled_nearby"] == 3  # flights 1, 5 and 6
     assert target["aircraft_prev_dep_delay"] == 20  # LGA at 11:50, the latest before 12:00
     assert target["aircraft_prev_dep_minutes_ago"] == 10
@@ -264,15 +267,18 @@ def test_history_uses_the_28_days_ending_two_days_before_the_flight():
         day = target_day - timedelta(days=k)
         disrupted = k in (1, 2, 30)  # D-1 and D-30 lie outside the window, D-2 inside
         rows += [
-            flight(utc(12, m, day), 0, 100 + m, arr_delay=60.0 if disrupted else 0.0)
+            # the first flight of each day has the target's flight number
+            flight(utc(12, m, day), 0, 1 if m == 0 else 100 + m, arr_delay=60.0 if disrupted else 0.0)
             for m in range(k)
         ]
     out = one(features(processed_flights(rows), day=target_day), 1)
 
     in_window = sum(range(2, 30))  # days D-29 .. D-2
-    for name in ("route", "carrier", "origin_hour"):
+    for name in ("route", "carrier", "origin_hour", "dest_hour"):
         assert out[f"{name}_hist_flights"] == in_window
         assert out[f"{name}_hist_disruption_rate"] == pytest.approx(2 / in_window)
+    assert out["flight_number_hist_flights"] == 28  # one a day
+    assert out["flight_number_hist_disruption_rate"] == pytest.approx(1 / 28)  # D-2's
 
 
 def test_history_is_unknown_for_an_unseen_route():

@@ -207,7 +207,7 @@ def test_control_a_departure_before_the_prediction_point_changes_origin_features
 
     assert "origin_recent_mean_dep_delay" in changed
     departure_driven = ("origin_recent_", "origin_last_hour_", "dest_recent_",
-                        "carrier_origin_recent_", "aircraft_prev_")  # fmt: skip
+                        "carrier_origin_recent_", "carrier_recent_", "nyc_recent_", "aircraft_prev_")  # fmt: skip
     assert all(c.startswith(departure_driven) for c in changed), changed
 
 

@@ -28,7 +28,7 @@ def _trailing(days: int) -> dg.TimeWindowPartitionMapping:
         "planes",
     ],
     kinds={"polars", "deltalake"},
-    code_version="2",
+    code_version="3",
     check_specs=[
         dg.AssetCheckSpec(
             "flight_id_unique", asset="flight_features", blocking=True,

@@ -57,6 +57,10 @@ NUMERIC_FEATURES = [
     "dest_recent_mean_dep_delay",
     "carrier_origin_recent_departures",
     "carrier_origin_recent_mean_dep_delay",
+    "carrier_recent_departures",
+    "carrier_recent_mean_dep_delay",
+    "nyc_recent_departures",
+    "nyc_recent_mean_dep_delay",
     "origin_scheduled_nearby",
     "aircraft_prev_dep_delay",
     "aircraft_prev_dep_minutes_ago",
@@ -67,6 +71,10 @@ NUMERIC_FEATURES = [
     "carrier_hist_disruption_rate",
     "origin_hour_hist_flights",
     "origin_hour_hist_disruption_rate",
+    "dest_hour_hist_flights",
+    "dest_hour_hist_disruption_rate",
+    "flight_number_hist_flights",
+    "flight_number_hist_disruption_rate",
 ]
 
 FEATURES = CATEGORICAL_FEATURES + NUMERIC_FEATURES
@@ -117,6 +125,10 @@ COLUMN_DESCRIPTIONS = {
     "dest_recent_mean_dep_delay": "their mean departure delay (ground delays at the destination show here)",
     "carrier_origin_recent_departures": f"the carrier's departures from the origin in the {ONLINE_WINDOW_HOURS} h before",
     "carrier_origin_recent_mean_dep_delay": "their mean departure delay, minutes",
+    "carrier_recent_departures": f"the carrier's departures from all three airports in the {ONLINE_WINDOW_HOURS} h before",
+    "carrier_recent_mean_dep_delay": "their mean departure delay, minutes",
+    "nyc_recent_departures": f"all departures in the data (the three airports) in the {ONLINE_WINDOW_HOURS} h before",
+    "nyc_recent_mean_dep_delay": "their mean departure delay, minutes",
     "origin_scheduled_nearby": "departures scheduled at the origin within 30 min of this one (published schedule)",
     "aircraft_prev_dep_delay": "departure delay of the same aircraft's previous departure, if within 12 h before",
     "aircraft_prev_dep_minutes_ago": "how long before the prediction point that departure was",
@@ -126,6 +138,10 @@ COLUMN_DESCRIPTIONS = {
     "carrier_hist_disruption_rate": "their disruption rate",
     "origin_hour_hist_flights": "flights from the origin in the same scheduled hour in the history window",
     "origin_hour_hist_disruption_rate": "their disruption rate",
+    "dest_hour_hist_flights": "flights to the destination in the same scheduled hour in the history window",
+    "dest_hour_hist_disruption_rate": "their disruption rate",
+    "flight_number_hist_flights": "flights of the same carrier, flight number and origin in the history window",
+    "flight_number_hist_disruption_rate": "their disruption rate",
     LABEL: "label: arrival delay >= 15 min, cancelled or diverted",
     "label_arr_delay": "label side: arrival delay in minutes (null if cancelled or diverted)",
 }  # fmt: skip

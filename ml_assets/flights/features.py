@@ -158,6 +158,8 @@ RECENT_DEPARTURES = {
     "origin_last_hour": (["origin"], timedelta(hours=1)),
     "dest_recent": (["dest"], timedelta(hours=ONLINE_WINDOW_HOURS)),  # ground delays at the destination
     "carrier_origin_recent": (["origin", "carrier"], timedelta(hours=ONLINE_WINDOW_HOURS)),
+    "carrier_recent": (["carrier"], timedelta(hours=ONLINE_WINDOW_HOURS)),  # the carrier at every airport
+    "nyc_recent": ([], timedelta(hours=ONLINE_WINDOW_HOURS)),  # all departures in the data: the system
 }  # fmt: skip
 SCHEDULE_BANK_MINUTES = 30  # departures scheduled this close to the flight compete for the runway
 AIRCRAFT_LOOKBACK = "12h"  # the aircraft's previous departure counts if this recent
@@ -230,12 +232,13 @@ def _aircraft_previous_departure(targets: pl.DataFrame, departures: pl.DataFrame
 
 def _history_features(targets: pl.DataFrame, flights: pl.DataFrame) -> pl.DataFrame:
     """Disruption rates over the HISTORY_DAYS complete days ending LABEL_LAG_DAYS + 1 days
-    before the flight's day, by route, carrier and origin-hour."""
+    before the flight's day, by route, carrier, origin-hour, destination-hour and flight number."""
     outcomes = flights.select(
         "date",
         "origin",
         "dest",
         "carrier",
+        "flight",
         "hour",
         _flights=pl.lit(1),
         _disrupted=_disrupted(pl.col("arr_delay"), pl.col("cancelled"), pl.col("diverted")).cast(
@@ -250,6 +253,8 @@ def _history_features(targets: pl.DataFrame, flights: pl.DataFrame) -> pl.DataFr
         "route": ["origin", "dest"],
         "carrier": ["carrier"],
         "origin_hour": ["origin", "hour"],
+        "dest_hour": ["dest", "hour"],
+        "flight_number": ["carrier", "flight", "origin"],  # the same scheduled flight, day after day
     }.items():
         events = outcomes.select(*keys, "_flights", "_disrupted", time="date")
         targets = _add_trailing_sums(targets, events, keys, "history_end", window)
@@ -271,8 +276,14 @@ def _add_trailing_sums(
 ) -> pl.DataFrame:
     """Add, for each target, the sums of the event value columns over events of the same `by`
     group with time in (at - window, at]: cumulative sums looked up at both ends by as-of joins.
-    Targets must be sorted by `at`; groups without events get 0."""
+    Targets must be sorted by `at`; groups without events get 0; `by=[]` sums over all events."""
     by = [by] if isinstance(by, str) else by
+    if not by:
+        everything = pl.lit(0).alias("_all")
+        summed = _add_trailing_sums(
+            targets.with_columns(everything), events.with_columns(everything), ["_all"], at, window
+        )
+        return summed.drop("_all")
     values = [c for c in events.columns if c not in (*by, "time")]
     cumulative = (
         events.group_by(*by, "time")
