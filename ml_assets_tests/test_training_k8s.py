@@ -9,6 +9,7 @@ import pytest
 from dagster_k8s.job import DagsterK8sJobConfig, construct_dagster_k8s_job, get_user_defined_k8s_config
 from kubernetes_validate.utils import latest_version
 
+from ml_assets.assets.training import TRAINING_THREADS
 from ml_assets.definitions import defs
 
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
@@ -36,7 +37,7 @@ def test_training_step_jobs_are_valid_kubernetes_jobs(asset):
 
     kubernetes_validate.validate(manifest, latest_version(), strict=True)
     (container,) = manifest["spec"]["template"]["spec"]["containers"]
-    assert container["resources"]["requests"]["cpu"] == "4"
+    assert container["resources"]["requests"]["cpu"] == str(TRAINING_THREADS)  # what training uses
 
 
 def test_the_torch_step_lands_on_a_gpu_node_with_a_gpu():

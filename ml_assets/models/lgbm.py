@@ -35,6 +35,7 @@ class LgbmSearchConfig:
     validation_fraction: float = 0.2
     max_boost_rounds: int = 1000
     early_stopping_rounds: int = 50
+    device: str = "cpu"  # "gpu": LightGBM's OpenCL trainer (the PyPI wheel has it; needs an OpenCL driver)
 
 
 @dataclass
@@ -87,11 +88,27 @@ def fixed_params(config: LgbmSearchConfig) -> dict:
         "deterministic": True,
         "force_row_wise": True,
         "num_threads": config.num_threads,
+        "device_type": config.device,
         "seed": config.seed,
         "bagging_seed": config.seed,
         "feature_fraction_seed": config.seed,
         "data_random_seed": config.seed,
     }
+
+
+# The search's first trial: a sound default, so the search never ends worse than it on validation.
+# The pruner compares trials round by round, which favours fast learning rates early on. Measured
+# on the 2013 protocol, 30 trials without this start ended at 0.7729 validation ROC AUC (0.7504
+# out of time); this trial alone reaches 0.7739 (0.7513).
+DEFAULT_TRIAL = {
+    "learning_rate": 0.03,
+    "num_leaves": 63,
+    "min_child_samples": 100,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "lambda_l2": 1.0,
+    "cat_smooth": 10.0,
+}
 
 
 def suggest_params(trial) -> dict:
@@ -163,6 +180,7 @@ def train_lgbm(frame: pl.DataFrame, config: LgbmSearchConfig = LgbmSearchConfig(
         sampler=optuna.samplers.TPESampler(seed=config.seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=20),
     )
+    study.enqueue_trial(DEFAULT_TRIAL)
     study.optimize(objective, n_trials=config.n_trials, timeout=config.timeout_s)
 
     best = study.best_trial

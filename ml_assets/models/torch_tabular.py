@@ -2,13 +2,14 @@
 
 Numeric features are standardised with training-split statistics; a missing value becomes 0 (the
 mean) and sets a per-feature missing indicator. Training is seeded, stops early on the validation
-loss and keeps the best epoch's weights. It runs on CUDA when available, otherwise on the CPU;
-the fitted model always predicts on the CPU so it loads anywhere.
+loss and keeps the best epoch's weights. It runs on CUDA when available, otherwise on the CPU
+(`device` forces either); the fitted model always predicts on the CPU so it loads anywhere.
 """
 
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ class TorchTrainConfig:
     min_category_count: int = 5
     seed: int = 42
     num_threads: int = 2
+    device: str = "auto"  # "auto" (CUDA when available), "cuda" or "cpu"
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,19 @@ def _tensors(frame: pl.DataFrame, vocabulary: CategoryVocabulary, scaler: Numeri
     return codes, numeric
 
 
+def training_device(requested: str):
+    """The torch device for `TorchTrainConfig.device`; asking for CUDA without one is an error."""
+    import torch
+
+    if requested not in ("auto", "cuda", "cpu"):
+        raise ValueError(f"device must be 'auto', 'cuda' or 'cpu', got {requested!r}")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device='cuda' was asked for, but torch sees no CUDA device")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
 def train_torch_tabular(
     frame: pl.DataFrame, config: TorchTrainConfig = TorchTrainConfig()
 ) -> TorchTabularModel:
@@ -141,7 +156,7 @@ def train_torch_tabular(
 
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.num_threads)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = training_device(config.device)
 
     train, validation = split_by_time(frame, config.validation_fraction)
     vocabulary = CategoryVocabulary.fit(train, min_count=config.min_category_count)
@@ -159,10 +174,12 @@ def train_torch_tabular(
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
 
     best_loss, best_epoch, best_state = float("inf"), 0, None
+    began = time.perf_counter()
     for epoch in range(config.max_epochs):
         network.train()
-        for batch in torch.randperm(train.height, generator=generator).split(config.batch_size):
-            batch = batch.to(device)
+        # drawn on the CPU generator (same order on any device), copied once per epoch
+        order = torch.randperm(train.height, generator=generator).to(device)
+        for batch in order.split(config.batch_size):
             optimizer.zero_grad()
             loss = loss_fn(network(train_codes[batch], train_numeric[batch]), train_labels[batch])
             loss.backward()
@@ -175,6 +192,7 @@ def train_torch_tabular(
             best_state = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
         elif epoch - best_epoch >= config.patience:
             break
+    seconds = time.perf_counter() - began
 
     network = network.cpu()
     network.load_state_dict(best_state)
@@ -182,6 +200,8 @@ def train_torch_tabular(
     metrics = {
         "validation_log_loss": best_loss,
         "best_epoch": float(best_epoch),
+        "epochs_run": float(epoch + 1),
+        "seconds_per_epoch": seconds / (epoch + 1),
         "trained_on_cuda": float(device.type == "cuda"),
     }
     return TorchTabularModel(network, vocabulary, scaler, config, metrics)

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
+import torch
 
 from ml_assets.models.dataset import label_vector
 from ml_assets.models.metrics import log_loss, roc_auc
-from ml_assets.models.torch_tabular import TorchTabularModel, TorchTrainConfig, train_torch_tabular
+from ml_assets.models.torch_tabular import TorchTabularModel, TorchTrainConfig, train_torch_tabular, training_device
 
 
 @pytest.fixture(scope="module")
@@ -32,3 +33,19 @@ def test_save_and_load_reproduce_the_predictions(torch_model, train_and_test, tm
     torch_model.save(tmp_path / "model")
     loaded = TorchTabularModel.load(tmp_path / "model")
     np.testing.assert_allclose(loaded.predict_proba(test), torch_model.predict_proba(test), atol=1e-7)
+
+
+def test_training_reports_its_device_and_pace(torch_model):
+    metrics = torch_model.validation_metrics
+    assert metrics["best_epoch"] < metrics["epochs_run"] <= 30
+    assert metrics["seconds_per_epoch"] > 0
+    assert metrics["trained_on_cuda"] == float(torch.cuda.is_available())
+
+
+def test_asking_for_a_missing_or_unknown_device_is_a_clear_error():
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA device"):
+            training_device("cuda")
+    with pytest.raises(ValueError, match="'auto', 'cuda' or 'cpu'"):
+        training_device("tpu")
+    assert training_device("cpu").type == "cpu"
