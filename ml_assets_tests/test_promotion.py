@@ -11,6 +11,7 @@ from ml_assets.models.tracking import log_training_run
 from ml_assets.resources.mlflow import MlflowTracking, local_mlflow
 from ml_assets_tests.models.conftest import synthetic_features
 from ml_assets_tests.training_runs import (
+    SMALL_CONFIG,
     TRAINING_ASSETS,
     WEEK,
     corrupt_version,
@@ -45,7 +46,8 @@ def test_an_empty_or_too_small_window_fails_with_the_reason_and_registers_nothin
     assert not result.success
     failures = failure_messages(result)
     assert set(failures) == {"training_set"}
-    assert reason in failures["training_set"] and "fewer than the 1000 required" in failures["training_set"]
+    min_rows = SMALL_CONFIG["training_set"]["min_rows"]
+    assert reason in failures["training_set"] and f"fewer than the {min_rows} required" in failures["training_set"]
     assert materialized(result) == {}
     assert tracking.registry().versions_tagged() == {}
 

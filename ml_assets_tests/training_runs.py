@@ -1,7 +1,7 @@
 """Builders for the weekly model tests: a lake of synthetic features, a real local MLflow store, runs.
 
 The synthetic features (planted signal, same schema as `flight_features`) cover 2013-03-01 for 60
-days, about 50 flights a day: a 6-week window trains in a few seconds.
+days, about 130 flights a day: a 6-week window trains in a few seconds.
 """
 
 from pathlib import Path
@@ -18,8 +18,8 @@ WEEK, NEXT_WEEK = "2013-04-15", "2013-04-22"
 TRAINING_ASSETS = ["training_set", "lgbm_model", "torch_model"]
 ALL_ASSETS = [*TRAINING_ASSETS, "model_evaluation", "champion_promotion"]
 SMALL_CONFIG = {
-    "training_set": {"window_weeks": 6, "min_rows": 1000, "min_positives": 50},
-    "lgbm_model": {"n_trials": 2, "max_boost_rounds": 60, "early_stopping_rounds": 10},
+    "training_set": {"window_weeks": 6, "min_rows": 2000, "min_positives": 50},
+    "lgbm_model": {"n_trials": 2, "max_boost_rounds": 200, "early_stopping_rounds": 20},
     "torch_model": {"max_epochs": 4, "patience": 2, "num_threads": 1},
     "model_evaluation": {"min_rows": 200},
     "champion_promotion": {"margin": 0.005},

@@ -29,22 +29,37 @@ class QualityCheckResult:
 
 @dataclass(frozen=True)
 class DirectionalExpectation:
-    """Applying `change` to the frame must raise the mean predicted risk by more than `min_increase`."""
+    """Applying `changes` to the frame must raise the mean predicted risk by more than `min_increase`.
+
+    A change is a whole scenario: every feature it would move moves together, so a model is not
+    asked about a state it can never see (recent delays up while the share of late flights stays).
+    """
 
     name: str
-    change: pl.Expr
+    changes: tuple[pl.Expr, ...]
     min_increase: float = 0.0
+
+
+def _later(column: str, minutes: float) -> pl.Expr:
+    """A mean departure delay `minutes` later; unknown (no departures) stays unknown."""
+    return (pl.col(column).cast(pl.Float64) + minutes).alias(column)
 
 
 DIRECTIONAL_EXPECTATIONS = [
     DirectionalExpectation(
         "lower_visibility_raises_risk",
-        (pl.col("wx_visib").cast(pl.Float64) * 0.1).alias("wx_visib"),
+        ((pl.col("wx_visib").cast(pl.Float64) * 0.1).alias("wx_visib"),),
     ),
+    # every departure from the origin in the last hours left an hour later, so all were late
     DirectionalExpectation(
         "recent_origin_delays_raise_risk",
-        (pl.col("origin_recent_mean_dep_delay").cast(pl.Float64).fill_null(0.0) + 60.0).alias(
-            "origin_recent_mean_dep_delay"
+        (
+            _later("origin_recent_mean_dep_delay", 60.0),
+            _later("origin_last_hour_mean_dep_delay", 60.0),
+            _later("carrier_origin_recent_mean_dep_delay", 60.0),
+            pl.when(pl.col("origin_recent_late_share").is_not_null())
+            .then(1.0)
+            .alias("origin_recent_late_share"),
         ),
     ),
 ]
@@ -86,7 +101,7 @@ def check_directional(
     predict_proba: PredictProba, frame: pl.DataFrame, expectation: DirectionalExpectation
 ) -> QualityCheckResult:
     baseline = float(np.mean(predict_proba(frame)))
-    changed = float(np.mean(predict_proba(frame.with_columns(expectation.change))))
+    changed = float(np.mean(predict_proba(frame.with_columns(*expectation.changes))))
     increase = changed - baseline
     return QualityCheckResult(
         expectation.name,

@@ -16,7 +16,7 @@ ORIGINS = ["JFK", "LGA", "EWR"]
 DESTS = ["ATL", "ORD", "LAX", "BOS", "MIA", "SFO", "DCA", "DEN"]
 
 
-def synthetic_features(rows: int = 3000, days: int = 60, seed: int = 7) -> pl.DataFrame:
+def synthetic_features(rows: int = 8000, days: int = 60, seed: int = 7) -> pl.DataFrame:
     """Flights over `days` days whose disruption depends on origin delays, visibility, carrier,
     hour and route history; every other feature is noise. Same schema as `flight_features`."""
     rng = np.random.default_rng(seed)
@@ -37,6 +37,13 @@ def synthetic_features(rows: int = 3000, days: int = 60, seed: int = 7) -> pl.Da
         wx_visib=np.where(rng.random(rows) < 0.8, 10.0, rng.uniform(0.1, 10.0, rows)),
         origin_recent_mean_dep_delay=rng.gamma(1.5, 10.0, rows) - 5.0,
         route_hist_disruption_rate=rng.beta(2, 6, rows),
+    )
+    # other views of the same recent departures, on their own scales, as in the real table
+    delay = numeric["origin_recent_mean_dep_delay"]
+    numeric.update(
+        origin_last_hour_mean_dep_delay=delay + rng.normal(0.0, 8.0, rows),
+        carrier_origin_recent_mean_dep_delay=delay + rng.normal(0.0, 10.0, rows),
+        origin_recent_late_share=np.clip(delay / 60.0 + rng.normal(0.2, 0.1, rows), 0.0, 1.0),
     )
     logit = (
         -1.6
