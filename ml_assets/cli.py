@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="materialize every layer into the local instance")
     demo.add_argument("--start", type=_date, default=date(2013, 1, 1))
     demo.add_argument("--end", type=_date, default=date(2013, 12, 31), help="inclusive")
+    demo.add_argument("--weeks", type=int, default=2, help="weeks of models to train at the end (0: none)")
 
     bench = commands.add_parser("bench", help="benchmarks that print figures")
     suites = bench.add_subparsers(dest="suite", required=True)
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from ml_assets.demo import run_demo
 
-        return 0 if run_demo(args.start, args.end) else 1
+        return 0 if run_demo(args.start, args.end, args.weeks) else 1
     if args.command == "bench" and args.suite == "pipeline":
         from ml_assets.bench.pipeline import run
 

@@ -1,16 +1,19 @@
-"""`ml-assets demo`: materialize every layer on the embedded data into the local instance."""
+"""`ml-assets demo`: materialize every layer on the embedded data into the local instance: the data
+layers for the day range, then the weekly models (train, evaluate, promote) for its last weeks."""
 
+import os
 import time
 from datetime import date
 
 import dagster as dg
 
-from ml_assets.runs import ensure_dagster_home, run_data_layers
+from ml_assets.runs import ensure_dagster_home, model_weeks, run_data_layers, run_weekly_models
 from ml_assets.settings import data_dir
 
 
-def run_demo(start: date, end: date) -> bool:
+def run_demo(start: date, end: date, weeks: int = 2) -> bool:
     home = ensure_dagster_home()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line per download
     from ml_assets.definitions import data_assets
 
     instance = dg.DagsterInstance.get()
@@ -21,13 +24,44 @@ def run_demo(start: date, end: date) -> bool:
           f"{start}..{end}: dimensions, then one run for the day range ...", flush=True)  # fmt: skip
     began = time.perf_counter()
     results = run_data_layers(instance, start, end)
-    elapsed = time.perf_counter() - began
     print(summary(results))
     succeeded = all(r.success for r in results)
+    if succeeded and weeks:
+        from ml_assets.assets.training import DEFAULT_WINDOW_WEEKS
+
+        chosen = model_weeks(start, end, weeks, DEFAULT_WINDOW_WEEKS)
+        print(f"\nWeekly models (train, evaluate, promote) for the weeks of {', '.join(chosen) or 'none'}: "
+              f"each trains on the {DEFAULT_WINDOW_WEEKS} weeks before it ...", flush=True)  # fmt: skip
+        model_results = run_weekly_models(instance, chosen)
+        print(model_summary(model_results))
+        results += model_results
+        succeeded = all(r.success for r in model_results)
+    elapsed = time.perf_counter() - began
     runs = ", ".join(r.run_id for r in results)
     print(f"\nRuns {runs} {'succeeded' if succeeded else 'FAILED'} in {elapsed:.1f} s.")
-    print("Open the UI with `make dev` (http://127.0.0.1:3000) to see lineage, partitions and checks.")
+    print("Open the UI with `make dev` (http://127.0.0.1:3000) to see lineage, partitions, checks and the "
+          "evaluation reports.")  # fmt: skip
     return succeeded
+
+
+def model_summary(results: list[dg.ExecuteInProcessResult]) -> str:
+    """One line per week: the challenger, its out-of-time ROC AUC, the promotion decision."""
+    lines = [f"\n{'week':<12}{'challenger':>11}{'ROC AUC':>9}  decision"]
+    for result in results:
+        metadata = {
+            e.materialization.asset_key.to_user_string(): e.materialization.metadata
+            for e in result.get_asset_materialization_events()
+        }
+        evaluation, promotion = metadata.get("model_evaluation", {}), metadata.get("champion_promotion", {})
+        auc = evaluation.get("challenger_roc_auc")
+        decision = promotion.get("decision")
+        lines.append(
+            f"{result.dagster_run.tags.get('dagster/partition', ''):<12}"
+            f"{'v' + evaluation['challenger_version'].value if evaluation else '-':>11}"
+            f"{f'{auc.value:.4f}' if auc else '-':>9}  "
+            f"{decision.value if decision else 'not reached (see the run in the UI)'}"
+        )
+    return "\n".join(lines)
 
 
 def summary(results: list[dg.ExecuteInProcessResult]) -> str:

@@ -1,7 +1,8 @@
-"""Running the data layers for a day range in-process, as one single-run backfill."""
+"""Running the jobs in-process: the data layers for a day range as one single-run backfill, and
+the weekly models for chosen weeks."""
 
 import os
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 
@@ -44,6 +45,41 @@ def run_data_layers(
             instance=instance,
             tags=tags,
             resources=resources,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            raise_on_error=False,
+        )
+        results.append(result)
+        if not result.success:
+            break
+    return results
+
+
+def model_weeks(start: date, end: date, count: int, window_weeks: int) -> list[str]:
+    """The last `count` weekly partitions (Monday keys) whose training window (`window_weeks`
+    before the week) and evaluation week both lie within start..end, oldest first."""
+    from ml_assets.partitions import weekly_partitions
+
+    weeks = []
+    for key in reversed(weekly_partitions.get_partition_keys()):
+        monday = date.fromisoformat(key)
+        if monday + timedelta(days=6) <= end and monday - timedelta(weeks=window_weeks) >= start:
+            weeks.insert(0, key)
+        if len(weeks) == count:
+            break
+    return weeks
+
+
+def run_weekly_models(
+    instance: dg.DagsterInstance, weeks: list[str], log_level: str = "INFO"
+) -> list[dg.ExecuteInProcessResult]:
+    """Run the `weekly_models` job for each week in order; stops after a failed run."""
+    from ml_assets.definitions import defs
+
+    results = []
+    for week in weeks:
+        result = defs.resolve_job_def("weekly_models").execute_in_process(
+            instance=instance,
+            partition_key=week,
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
             raise_on_error=False,
         )
