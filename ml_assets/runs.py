@@ -27,6 +27,27 @@ def range_tags(start: date, end: date) -> dict[str, str]:
     return {RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()}
 
 
+def run_in_order(
+    instance: dg.DagsterInstance, runs: list[tuple[str, dict]], log_level: str = "INFO"
+) -> list[dg.ExecuteInProcessResult]:
+    """Execute (job name, `execute_in_process` arguments) one after the other in-process;
+    stops after a failed run."""
+    from ml_assets.definitions import defs
+
+    results = []
+    for job_name, arguments in runs:
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            raise_on_error=False,
+            **arguments,
+        )
+        results.append(result)
+        if not result.success:
+            break
+    return results
+
+
 def run_data_layers(
     instance: dg.DagsterInstance,
     start: date,
@@ -37,21 +58,11 @@ def run_data_layers(
     """Run the `dimensions` job, then the `data_layers` job for start..end in one run;
     stops after a failed run. `resources` overrides the environment's (the benchmark writes
     to a scratch lake)."""
-    from ml_assets.definitions import defs
-
-    results = []
-    for job_name, tags in (("dimensions", {}), ("data_layers", range_tags(start, end))):
-        result = defs.resolve_job_def(job_name).execute_in_process(
-            instance=instance,
-            tags=tags,
-            resources=resources,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-            raise_on_error=False,
-        )
-        results.append(result)
-        if not result.success:
-            break
-    return results
+    runs = [
+        ("dimensions", {"resources": resources}),
+        ("data_layers", {"resources": resources, "tags": range_tags(start, end)}),
+    ]
+    return run_in_order(instance, runs, log_level)
 
 
 def model_weeks(start: date, end: date, count: int, window_weeks: int) -> list[str]:
@@ -73,17 +84,4 @@ def run_weekly_models(
     instance: dg.DagsterInstance, weeks: list[str], log_level: str = "INFO"
 ) -> list[dg.ExecuteInProcessResult]:
     """Run the `weekly_models` job for each week in order; stops after a failed run."""
-    from ml_assets.definitions import defs
-
-    results = []
-    for week in weeks:
-        result = defs.resolve_job_def("weekly_models").execute_in_process(
-            instance=instance,
-            partition_key=week,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-            raise_on_error=False,
-        )
-        results.append(result)
-        if not result.success:
-            break
-    return results
+    return run_in_order(instance, [("weekly_models", {"partition_key": week}) for week in weeks], log_level)
