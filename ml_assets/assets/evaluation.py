@@ -13,13 +13,8 @@ from pydantic import Field
 
 from ml_assets.assets.common import data_version, day_range
 from ml_assets.assets.training import load_training_window
-from ml_assets.assets.weekly import (
-    FEATURES_TABLE,
-    WEEK_COLUMN,
-    WEEKLY,
-    read_days_pinned,
-    read_week_rows,
-)
+from ml_assets.assets.weekly import WEEK_COLUMN, WEEKLY, read_days_pinned, read_week_rows
+from ml_assets.flights.feature_spec import FEATURES_TABLE
 from ml_assets.resources.mlflow import MlflowTracking
 from ml_assets.resources.storage import DeltaStorage
 from ml_assets.settings import data_dir
@@ -31,7 +26,6 @@ QUALITY_CHECKS = {
     "recent_origin_delays_raise_risk": "Longer recent departure delays at the origin raise the risk.",
     "minimum_roc_auc": "The challenger's out-of-time ROC AUC reaches the configured minimum.",
 }
-METRICS = ["roc_auc", "pr_auc", "brier", "log_loss", "ece"]
 
 
 class EvaluationConfig(dg.Config):
@@ -157,6 +151,7 @@ class PromotionConfig(dg.Config):
 def champion_promotion(
     context: dg.AssetExecutionContext, config: PromotionConfig, storage: DeltaStorage, mlflow: MlflowTracking
 ):
+    from ml_assets.models.metrics import METRIC_NAMES
     from ml_assets.models.registry import CHAMPION, decide_promotion
 
     week = context.partition_key
@@ -172,8 +167,8 @@ def champion_promotion(
             f"{f'v{evaluated}' if evaluated else 'no champion'}: re-run model_evaluation for {week}"
         )
     decision = decide_promotion(
-        {m: challenger[m] for m in METRICS},
-        {m: champion[m] for m in METRICS} if champion else None,
+        {m: challenger[m] for m in METRIC_NAMES},
+        {m: champion[m] for m in METRIC_NAMES} if champion else None,
         challenger["quality_passed"],
         config.margin,
     )

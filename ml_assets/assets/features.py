@@ -6,11 +6,11 @@ import dagster as dg
 
 from ml_assets.assets.common import DAILY, data_version, day_range
 from ml_assets.flights.feature_spec import COLUMN_DESCRIPTIONS, FEATURES, LABEL
+from ml_assets.flights.feature_spec import FEATURES_TABLE as TABLE
 from ml_assets.flights.features import FLIGHT_DAYS_BEFORE, WEATHER_DAYS_BEFORE
 from ml_assets.metadata import table_metadata
 from ml_assets.resources.storage import DeltaStorage
 
-TABLE = "features/flight_features"
 LABEL_RATE_BOUNDS = (0.02, 0.95)  # outside these a day's labels are broken, not just bad weather
 
 

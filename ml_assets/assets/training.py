@@ -13,13 +13,10 @@ import polars as pl
 from pydantic import Field
 
 from ml_assets.assets.common import data_version, day_range
-from ml_assets.assets.weekly import (
-    FEATURES_TABLE,
-    WEEK_COLUMN,
-    WEEKLY,
-    read_days_pinned,
-    read_week_rows,
-)
+from ml_assets.assets.weekly import WEEK_COLUMN, WEEKLY, read_days_pinned, read_week_rows
+from ml_assets.models.lgbm import LgbmSearchConfig
+from ml_assets.models.torch_tabular import TorchTrainConfig
+from ml_assets.flights.feature_spec import FEATURES_TABLE
 from ml_assets.resources.mlflow import MlflowTracking
 from ml_assets.resources.storage import DeltaStorage
 
@@ -184,14 +181,20 @@ def log_and_register_challenger(
     )
 
 
+# The UI configs take their defaults from the model layer's: each default is written once.
+LGBM, TORCH = LgbmSearchConfig(), TorchTrainConfig()
+
+
 class LgbmTrainingConfig(dg.Config):
     n_trials: int = Field(20, description="Optuna trials (the search budget).")
-    timeout_s: float | None = Field(None, description="Optional wall-clock budget of the search.")
-    seed: int = 42
+    timeout_s: float | None = Field(LGBM.timeout_s, description="Optional wall-clock budget of the search.")
+    seed: int = LGBM.seed
     num_threads: int = TRAINING_THREADS
-    validation_fraction: float = Field(0.2, description="Latest share of the window to validate on.")
-    max_boost_rounds: int = 1000
-    early_stopping_rounds: int = 50
+    validation_fraction: float = Field(
+        LGBM.validation_fraction, description="Latest share of the window to validate on."
+    )
+    max_boost_rounds: int = LGBM.max_boost_rounds
+    early_stopping_rounds: int = LGBM.early_stopping_rounds
 
 
 @dg.asset(
@@ -209,7 +212,7 @@ class LgbmTrainingConfig(dg.Config):
 def lgbm_model(
     context: dg.AssetExecutionContext, config: LgbmTrainingConfig, storage: DeltaStorage, mlflow: MlflowTracking
 ):
-    from ml_assets.models.lgbm import LgbmSearchConfig, train_lgbm
+    from ml_assets.models.lgbm import train_lgbm
 
     registry = mlflow.registry()  # fails fast, before training, when MLflow is unreachable
     frame, data_versions = load_training_window(storage, context.partition_key)
@@ -219,17 +222,17 @@ def lgbm_model(
 
 
 class TorchTrainingConfig(dg.Config):
-    hidden_sizes: list[int] = [128, 64]
-    max_embedding_dim: int = 16
-    dropout: float = 0.1
-    learning_rate: float = 2e-3
-    weight_decay: float = 1e-5
-    batch_size: int = 512
-    max_epochs: int = Field(60, description="Upper bound; training stops early on validation loss.")
-    patience: int = 6
-    validation_fraction: float = 0.2
-    min_category_count: int = 5
-    seed: int = 42
+    hidden_sizes: list[int] = list(TORCH.hidden_sizes)
+    max_embedding_dim: int = TORCH.max_embedding_dim
+    dropout: float = TORCH.dropout
+    learning_rate: float = TORCH.learning_rate
+    weight_decay: float = TORCH.weight_decay
+    batch_size: int = TORCH.batch_size
+    max_epochs: int = Field(TORCH.max_epochs, description="Upper bound; training stops early on validation loss.")
+    patience: int = TORCH.patience
+    validation_fraction: float = TORCH.validation_fraction
+    min_category_count: int = TORCH.min_category_count
+    seed: int = TORCH.seed
     num_threads: int = TRAINING_THREADS
 
 
@@ -248,7 +251,7 @@ class TorchTrainingConfig(dg.Config):
 def torch_model(
     context: dg.AssetExecutionContext, config: TorchTrainingConfig, storage: DeltaStorage, mlflow: MlflowTracking
 ):
-    from ml_assets.models.torch_tabular import TorchTrainConfig, train_torch_tabular
+    from ml_assets.models.torch_tabular import train_torch_tabular
 
     registry = mlflow.registry()  # fails fast, before training, when MLflow is unreachable
     frame, data_versions = load_training_window(storage, context.partition_key)

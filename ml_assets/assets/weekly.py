@@ -14,7 +14,6 @@ from ml_assets.resources.storage import DeltaStorage
 from ml_assets.settings import OWNER
 
 WEEK_COLUMN = "week"
-FEATURES_TABLE = "features/flight_features"
 
 WEEKLY = dict(partitions_def=weekly_partitions, owners=[OWNER])
 

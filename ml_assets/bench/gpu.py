@@ -18,17 +18,17 @@ import argparse
 import json
 import os
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from ml_assets.bench.model_quality import MAX_BOOST_ROUNDS, REPORTED, TEST_START, TRAIN_END, YEAR_END, YEAR_START
+from ml_assets.bench.model_quality import (
+    MAX_BOOST_ROUNDS, TEST_START, TRAIN_END, YEAR_END, YEAR_START, scores_of, timed,
+)  # fmt: skip
 from ml_assets.flights.feature_spec import FEATURES, LABEL
-from ml_assets.models.dataset import TIME_COLUMN, label_vector
-from ml_assets.models.metrics import classification_metrics
+from ml_assets.models.dataset import TIME_COLUMN
 
 CPU_EPOCHS = 3
 REPEAT_EPOCHS = 5
@@ -45,27 +45,16 @@ def export_features(path: Path) -> None:
     frame.select("date", TIME_COLUMN, *FEATURES, LABEL).write_parquet(path, compression_level=22)
 
 
-def _scores(model, test: pl.DataFrame) -> dict[str, float]:
-    metrics = classification_metrics(label_vector(test), model.predict_proba(test))
-    return {name: round(metrics[name], 5) for name in REPORTED}
-
-
-def _timed(fit):
-    began = time.perf_counter()
-    model = fit()
-    return model, round(time.perf_counter() - began, 1)
-
-
 def torch_figures(train: pl.DataFrame, test: pl.DataFrame, device: str, max_epochs: int, seed: int) -> dict:
     from ml_assets.models.torch_tabular import TorchTabularModel, TorchTrainConfig, train_torch_tabular
 
     config = TorchTrainConfig(max_epochs=max_epochs, seed=seed, device=device)
     runs = {}
     for batch_size in (config.batch_size, LARGE_BATCH):
-        model, seconds = _timed(lambda: train_torch_tabular(train, replace(config, batch_size=batch_size)))
+        model, seconds = timed(lambda: train_torch_tabular(train, replace(config, batch_size=batch_size)))
         metrics = model.validation_metrics
         runs[f"{device}_batch_{batch_size}"] = {
-            "out_of_time": _scores(model, test), "seconds_total": seconds,
+            "out_of_time": scores_of(test, model.predict_proba(test)), "seconds_total": seconds,
             "seconds_per_epoch": round(metrics["seconds_per_epoch"], 3),
             "epochs_run": metrics["epochs_run"], "best_epoch": metrics["best_epoch"],
         }  # fmt: skip
@@ -101,11 +90,11 @@ def lightgbm_figures(train: pl.DataFrame, test: pl.DataFrame, seed: int) -> dict
     figures = {"trials": LGBM_TRIALS}
     for name, config in setups.items():
         try:
-            model, seconds = _timed(lambda: train_lgbm(train, config))
+            model, seconds = timed(lambda: train_lgbm(train, config))
         except Exception as error:  # LightGBMError without an OpenCL driver
             figures[name] = {"error": f"{type(error).__name__}: {error}"}
         else:
-            figures[name] = {"out_of_time": _scores(model, test), "seconds_total": seconds,
+            figures[name] = {"out_of_time": scores_of(test, model.predict_proba(test)), "seconds_total": seconds,
                              "best_iteration": model.best_iteration}  # fmt: skip
         print(f"lightgbm {name}: {figures[name]}", flush=True)
     return figures

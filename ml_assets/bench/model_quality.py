@@ -12,10 +12,9 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from ml_assets.flights.feature_spec import LABEL
-from ml_assets.models.metrics import classification_metrics
+from ml_assets.flights.feature_spec import FEATURES_TABLE, LABEL
+from ml_assets.models.metrics import METRIC_NAMES, classification_metrics
 
-FEATURES_TABLE = "features/flight_features"
 YEAR_START, TRAIN_END, TEST_START, YEAR_END = (
     date(2013, 1, 1), date(2013, 9, 30), date(2013, 10, 1), date(2013, 12, 31),
 )  # fmt: skip
@@ -24,7 +23,6 @@ ANCHOR_DELAY_MINUTES = 30
 TARGET_LIGHTGBM_ROC_AUC = 0.75
 TARGET_TORCH_GAP = 0.02
 MAX_BOOST_ROUNDS = 3000  # the tuned learning rates are small: 1000 rounds cut the best trials short
-REPORTED = ["roc_auc", "pr_auc", "brier", "log_loss", "ece"]
 
 
 def load_year(storage) -> tuple[pl.DataFrame, int]:
@@ -48,14 +46,14 @@ def load_year(storage) -> tuple[pl.DataFrame, int]:
     return storage.scan(FEATURES_TABLE, YEAR_START, YEAR_END, version=version).collect(), version
 
 
-def _scores(frame: pl.DataFrame, scores) -> dict[str, float]:
+def scores_of(frame: pl.DataFrame, scores) -> dict[str, float]:
     from ml_assets.models.dataset import label_vector
 
     metrics = classification_metrics(label_vector(frame), scores)
-    return {name: round(metrics[name], 5) for name in REPORTED}
+    return {name: round(metrics[name], 5) for name in METRIC_NAMES}
 
 
-def _timed(fit):
+def timed(fit):
     began = time.perf_counter()
     model = fit()
     return model, round(time.perf_counter() - began, 1)
@@ -81,8 +79,8 @@ def run(n_trials: int, max_epochs: int, seed: int = 42) -> dict:
     }
     models, seconds = {}, {}
     for name, fit in fitters.items():
-        model, seconds[name] = _timed(fit)
-        models[name] = _scores(test, model.predict_proba(test))
+        model, seconds[name] = timed(fit)
+        models[name] = scores_of(test, model.predict_proba(test))
         print(f"  {name:<14} ROC AUC {models[name]['roc_auc']:.4f}  ({seconds[name]} s)", flush=True)
 
     anchor = published_anchor(frame, search, seed)
@@ -120,8 +118,8 @@ def published_anchor(frame: pl.DataFrame, search, seed: int) -> dict:
         "published_roc_auc": PUBLISHED_ANCHOR_ROC_AUC,
         "rows": arrived.height,
         "positive_rate": round(float(arrived[LABEL].mean()), 4),
-        "lightgbm": _scores(test, lightgbm.predict_proba(test)),
-        "logistic": _scores(test, logistic.predict_proba(test)),
+        "lightgbm": scores_of(test, lightgbm.predict_proba(test)),
+        "logistic": scores_of(test, logistic.predict_proba(test)),
     }
     print(f"  anchor protocol: LightGBM ROC AUC {figures['lightgbm']['roc_auc']:.4f} "
           f"(logistic {figures['logistic']['roc_auc']:.4f}; published {PUBLISHED_ANCHOR_ROC_AUC})", flush=True)  # fmt: skip

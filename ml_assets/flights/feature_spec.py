@@ -4,6 +4,8 @@ Every column of `flight_features` is one of these. Models read the lists below r
 guessing from column names, so adding a feature means adding it here and in `features.py`.
 """
 
+FEATURES_TABLE = "features/flight_features"  # the Delta table `flight_features` writes
+
 PREDICTION_LEAD_HOURS = 2  # the prediction point is this long before the scheduled departure
 DISRUPTION_DELAY_MINUTES = 15  # FAA on-time definition: arrival delay >= 15 min is late
 ONLINE_WINDOW_HOURS = 3  # "operations right now" look back this far from the prediction point

@@ -13,10 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ml_assets.models.metrics import Evaluation, write_calibration_plot
-
-METRIC_COLUMNS = ["roc_auc", "pr_auc", "brier", "log_loss", "ece"]
-
+from ml_assets.models.metrics import METRIC_NAMES, Evaluation, write_calibration_plot
 
 @dataclass(frozen=True)
 class EvaluationReport:
@@ -30,7 +27,7 @@ class EvaluationReport:
 def summary_table(evaluations: dict[str, Evaluation]) -> pl.DataFrame:
     return pl.DataFrame(
         [
-            {"model": name, **{m: e.metrics[m] for m in METRIC_COLUMNS}, "worst_slice_gap": e.worst_slice_gap}
+            {"model": name, **{m: e.metrics[m] for m in METRIC_NAMES}, "worst_slice_gap": e.worst_slice_gap}
             for name, e in evaluations.items()
         ]
     )

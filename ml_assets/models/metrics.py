@@ -101,6 +101,9 @@ def expected_calibration_error(y_true, y_score, n_bins: int = 10) -> float:
     return float(np.sum(weights * gaps))
 
 
+METRIC_NAMES = ["roc_auc", "pr_auc", "brier", "log_loss", "ece"]  # what classification_metrics returns
+
+
 def classification_metrics(y_true, y_score) -> dict[str, float]:
     return {
         "roc_auc": roc_auc(y_true, y_score),

@@ -74,7 +74,7 @@ def log_training_run(
     """One MLflow run with everything needed to audit or retrain the model.
 
     `sample_frame`: a few feature rows for the input example and signature.
-    `data_versions`: Delta table versions the model was trained on, e.g. {"flight_features": 12}.
+    `data_versions`: Delta table versions the model was trained on, e.g. {"features/flight_features": 12}.
     `tags`: e.g. the Dagster run id and partition key.
     """
     import mlflow
