@@ -123,7 +123,8 @@ def model_evaluation(
             "challenger_roc_auc": comparison.evaluations[comparison.challenger].metrics["roc_auc"],
             "worst_slice_gap": comparison.evaluations[comparison.challenger].worst_slice_gap,
             "evaluation_rows": test.height,
-            "evaluated_on": dg.MetadataValue.json({FEATURES_TABLE: features_version, **trained_on}),
+            "evaluated_on": dg.MetadataValue.json({FEATURES_TABLE: features_version}),
+            "baselines_trained_on": dg.MetadataValue.json(trained_on),
         },
         check_results=[
             dg.AssetCheckResult(check_name=result.name, passed=result.passed, metadata=result.details)

@@ -124,12 +124,12 @@ def training_set(context: dg.AssetExecutionContext, config: TrainingWindowConfig
 
 
 def load_training_window(storage: DeltaStorage, week: str) -> tuple[pl.DataFrame, dict[str, int]]:
-    """The week's training rows exactly as pinned by `training_set`, and the data versions."""
+    """The week's training rows exactly as pinned by `training_set`, and the Delta version read."""
     (manifest,) = read_week_rows(storage, TRAINING_SETS, week, "training_set").iter_rows(named=True)
     frame = storage.scan(
         manifest["table"], manifest["first_day"], manifest["last_day"], version=manifest["table_version"]
     ).collect()
-    return frame, {manifest["table"]: manifest["table_version"], TRAINING_SETS: storage.version(TRAINING_SETS)}
+    return frame, {manifest["table"]: manifest["table_version"]}
 
 
 def log_and_register_challenger(
@@ -151,10 +151,11 @@ def log_and_register_challenger(
     }
     logged = log_training_run(
         model,
+        client=registry.client,
         tracking_uri=registry.tracking_uri,
         experiment_name=mlflow.experiment_name,
         sample_frame=frame.head(5),
-        params=params,
+        params={**params, "training_days": f"{frame['date'].min()}..{frame['date'].max()}"},
         metrics=model.validation_metrics,
         data_versions=data_versions,
         tags=tags,

@@ -130,10 +130,15 @@ def run_quality_checks(
     min_auc: float,
     expectations: list[DirectionalExpectation] = DIRECTIONAL_EXPECTATIONS,
 ) -> list[QualityCheckResult]:
+    unchanged = predict_proba(frame)  # every check compares with these: score the frame once
+
+    def scored(candidate: pl.DataFrame) -> np.ndarray:
+        return unchanged if candidate is frame else predict_proba(candidate)
+
     return [
-        check_invariance(predict_proba, frame),
-        *(check_directional(predict_proba, frame, expectation) for expectation in expectations),
-        check_minimum_auc(predict_proba, frame, min_auc),
+        check_invariance(scored, frame),
+        *(check_directional(scored, frame, expectation) for expectation in expectations),
+        check_minimum_auc(scored, frame, min_auc),
     ]
 
 

@@ -70,19 +70,21 @@ def log_training_run(
     tags: dict[str, str],
     run_name: str | None = None,
     artifact_location: str | None = None,
+    client=None,
 ) -> LoggedModel:
     """One MLflow run with everything needed to audit or retrain the model.
 
     `sample_frame`: a few feature rows for the input example and signature.
     `data_versions`: Delta table versions the model was trained on, e.g. {"features/flight_features": 12}.
     `tags`: e.g. the Dagster run id and partition key.
+    `client`: an `MlflowClient` for `tracking_uri` already checked (else one is made and checked).
     """
     import mlflow
     from mlflow.models import infer_signature
 
     from ml_assets.models.pyfunc import FlightRiskModel, save_model_folder
 
-    client = mlflow_client(tracking_uri)
+    client = client or mlflow_client(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     example = model_input_frame(sample_frame)
     signature = infer_signature(example, model.predict_proba(sample_frame))
