@@ -14,7 +14,6 @@ from ml_assets.assets.processed import processed_assets  # noqa: E402
 from ml_assets.assets.raw import raw_assets  # noqa: E402
 from ml_assets.assets.training import training_assets  # noqa: E402
 from ml_assets.freshness import partition_freshness, with_freshness  # noqa: E402
-from ml_assets.partitions import weekly_partitions  # noqa: E402
 from ml_assets.resources import resources_for_env  # noqa: E402
 from ml_assets.sensors import landing_zone_sensor  # noqa: E402
 
@@ -43,8 +42,7 @@ defs = dg.Definitions(
         ),
         dg.define_asset_job(
             "weekly_models",
-            selection=dg.AssetSelection.assets(*model_assets),
-            partitions_def=weekly_partitions,
+            selection=dg.AssetSelection.assets(*model_assets),  # weekly: the partitions come with them
             description="A week's training set, LightGBM and torch models, evaluation and promotion gate.",
         ),
     ],

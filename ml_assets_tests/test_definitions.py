@@ -46,11 +46,6 @@ def data_nodes(graph) -> dict:
     return {n.key.to_user_string(): n for n in materializable(graph) if n.group_name in DATA_GROUPS}
 
 
-def assets_def(key: str) -> dg.AssetsDefinition:
-    (found,) = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and dg.AssetKey(key) in a.keys]
-    return found
-
-
 def test_dagster_definitions_validate_loads_the_code_location(tmp_path):
     env = os.environ | {
         "DAGSTER_HOME": str(tmp_path),
@@ -112,7 +107,7 @@ def test_daily_partitions_cover_2013_in_new_york_time(graph):
 
 
 def test_features_read_trailing_windows_of_their_inputs():
-    features = assets_def("flight_features")
+    features = defs.resolve_assets_def("flight_features")
     flights = features.get_partition_mapping(dg.AssetKey("flights"))
     weather = features.get_partition_mapping(dg.AssetKey("weather"))
 

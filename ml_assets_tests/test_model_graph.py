@@ -23,13 +23,8 @@ MODEL_LINEAGE = {
 }
 
 
-def assets_def(key: str) -> dg.AssetsDefinition:
-    (found,) = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and dg.AssetKey(key) in a.keys]
-    return found
-
-
 def daily_keys_for_week(asset: str, upstream: str, week: str) -> list[str]:
-    mapping = assets_def(asset).get_partition_mapping(dg.AssetKey(upstream))
+    mapping = defs.resolve_assets_def(asset).get_partition_mapping(dg.AssetKey(upstream))
     result = mapping.get_upstream_mapped_partitions_result_for_partitions(
         weekly_partitions.subset_with_partition_keys([week]), weekly_partitions, daily_partitions
     )
@@ -66,7 +61,7 @@ def test_the_training_set_reads_the_13_weeks_before_its_week_and_evaluation_the_
 
 
 def test_the_model_quality_checks_are_blocking():
-    specs = {spec.name: spec.blocking for spec in assets_def("model_evaluation").check_specs}
+    specs = {spec.name: spec.blocking for spec in defs.resolve_assets_def("model_evaluation").check_specs}
 
     assert specs == dict.fromkeys(
         ["invariance_to_identifiers", "lower_visibility_raises_risk", "recent_origin_delays_raise_risk", "minimum_roc_auc"],

@@ -2,7 +2,6 @@
 for a GPU on a GPU node (selector and toleration). Built offline with `construct_dagster_k8s_job`,
 as the k8s_job_executor does for each step, and validated against the Kubernetes schemas."""
 
-import dagster as dg
 import kubernetes
 import kubernetes_validate
 import pytest
@@ -16,7 +15,6 @@ GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSc
 
 
 def step_job(asset: str) -> dict:
-    (assets_def,) = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and dg.AssetKey(asset) in a.keys]
     job = construct_dagster_k8s_job(
         DagsterK8sJobConfig(
             job_image="registry.example.com/ml-assets-cuda:0.1.0",
@@ -25,7 +23,7 @@ def step_job(asset: str) -> dict:
         ),
         args=["dagster", "api", "execute_step"],
         job_name=f"dagster-step-{asset.replace('_', '-')}",
-        user_defined_k8s_config=get_user_defined_k8s_config(assets_def.op.tags),
+        user_defined_k8s_config=get_user_defined_k8s_config(defs.resolve_assets_def(asset).op.tags),
         component="step_worker",
     )
     return kubernetes.client.ApiClient().sanitize_for_serialization(job)

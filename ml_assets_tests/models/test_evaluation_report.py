@@ -3,7 +3,7 @@ import pytest
 
 from ml_assets.models.dataset import label_vector
 from ml_assets.models.evaluation_report import build_evaluation_report
-from ml_assets.models.metrics import evaluate
+from ml_assets.models.metrics import SLICE_COLUMNS, evaluate
 
 
 @pytest.fixture(scope="module")
@@ -37,5 +37,6 @@ def test_report_shows_the_worst_slices_of_the_focus_model(evaluations, tmp_path)
     report = build_evaluation_report(evaluations, tmp_path, "t", focus_model="champion")
     worst = evaluations["champion"].worst_slices
     assert "**Worst slices (champion)**" in report.markdown
+    assert worst.height == len(SLICE_COLUMNS)  # one row per slice column
     for value in worst["worst_value"]:
         assert f"| {value} |" in report.markdown

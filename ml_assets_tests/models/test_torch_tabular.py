@@ -42,10 +42,19 @@ def test_training_reports_its_device_and_pace(torch_model):
     assert metrics["trained_on_cuda"] == float(torch.cuda.is_available())
 
 
-def test_asking_for_a_missing_or_unknown_device_is_a_clear_error():
-    if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="no CUDA device"):
-            training_device("cuda")
+def test_an_unknown_device_is_a_clear_error_and_cpu_is_always_there():
     with pytest.raises(ValueError, match="'auto', 'cuda' or 'cpu'"):
         training_device("tpu")
     assert training_device("cpu").type == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_asking_for_cuda_without_it_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        training_device("cuda")
+    assert training_device("auto").type == "cpu"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA here")
+def test_auto_picks_cuda_when_present():
+    assert training_device("auto").type == training_device("cuda").type == "cuda"
