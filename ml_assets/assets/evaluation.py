@@ -34,15 +34,6 @@ class EvaluationConfig(dg.Config):
     min_rows: int = Field(500, description="Fewer evaluation rows fail the partition.")
 
 
-def _scorer(pyfunc_model):
-    """`predict_proba` over a features frame for a served (pyfunc) model."""
-    import numpy as np
-
-    from ml_assets.models.dataset import model_input_frame
-
-    return lambda frame: np.asarray(pyfunc_model.predict(model_input_frame(frame)), dtype=np.float64)
-
-
 @dg.asset(
     group_name="evaluation",
     deps=[
@@ -69,6 +60,7 @@ def model_evaluation(
     from ml_assets.models.evaluation_report import build_evaluation_report
     from ml_assets.models.quality import all_passed, run_quality_checks
     from ml_assets.models.registry import CHALLENGER, CHAMPION
+    from ml_assets.models.scoring import load_scoring_model
 
     week = context.partition_key
     registry = mlflow.registry()
@@ -81,10 +73,13 @@ def model_evaluation(
         raise dg.Failure(f"week {week} ({first}..{last}) has {test.height} evaluation rows, fewer than {config.min_rows}")
     train, trained_on = load_training_window(storage, week)
 
-    candidates = {registered_name(kind, v): _scorer(registry.load(v)) for kind, v in latest_by_kind.items()}
+    # scored through the same loading path as batch predictions and the online service
+    candidates = {
+        registered_name(kind, v): load_scoring_model(registry, v).predict_proba for kind, v in latest_by_kind.items()
+    }
     champion_version = registry.version_for(CHAMPION)
     champion = (
-        (registered_name("champion", champion_version), _scorer(registry.load(champion_version)))
+        (registered_name("champion", champion_version), load_scoring_model(registry, champion_version).predict_proba)
         if champion_version
         else None
     )

@@ -10,6 +10,7 @@ from ml_assets.models.lgbm import LgbmSearchConfig, train_lgbm
 from ml_assets.models.metrics import evaluate
 from ml_assets.models.quality import all_passed, run_quality_checks
 from ml_assets.models.registry import CHALLENGER, CHAMPION, ModelRegistry, decide_promotion
+from ml_assets.models.scoring import load_scoring_model
 from ml_assets.models.torch_tabular import TorchTrainConfig, train_torch_tabular
 from ml_assets.models.tracking import log_training_run
 
@@ -68,6 +69,12 @@ def test_small_window_trains_logs_evaluates_and_promotes(train_and_test, trackin
     _, torch_version = train_log_and_register(network, registry, train, artifact_location, "2013-04-22")
     torch_served = registry.load(torch_version).predict(model_input_frame(test))
     np.testing.assert_allclose(torch_served, network.predict_proba(test), atol=1e-6)
+    # the one scoring path (batch, service, evaluation) reads the learners' own files: same scores
+    native = {alias: load_scoring_model(registry, alias) for alias in (CHAMPION, CHALLENGER)}
+    assert (native[CHAMPION].version, native[CHAMPION].kind) == (version, "lightgbm")
+    assert (native[CHALLENGER].version, native[CHALLENGER].kind) == (torch_version, "torch_tabular")
+    np.testing.assert_allclose(native[CHAMPION].predict_proba(test), lgbm.predict_proba(test), rtol=1e-12)
+    np.testing.assert_allclose(native[CHALLENGER].predict_proba(test), torch_served, atol=1e-6)
     champion_scores = registry.load(CHAMPION).predict(model_input_frame(test))
     evaluations["champion"] = evaluate(test, champion_scores)
     evaluations["challenger"] = evaluate(test, torch_served)
