@@ -1,7 +1,7 @@
 """The landing-zone sensor: which deliveries trigger runs, and that nothing runs twice."""
 
-import json
 import os
+import shutil
 from datetime import date
 
 import dagster as dg
@@ -38,17 +38,39 @@ def test_a_day_waits_until_every_daily_dataset_is_delivered(tmp_path):
     assert [r.partition_key for r in second.run_requests] == ["2013-01-02"]
 
 
-def test_a_redelivery_runs_its_day_again_with_a_new_run_key(tmp_path):
-    root = write_landing_zone(tmp_path / "landing", date(2013, 1, 1), date(2013, 1, 1))
+def test_a_redelivery_with_new_content_runs_its_day_again_with_a_new_run_key(tmp_path):
+    root = write_landing_zone(tmp_path / "landing", date(2013, 1, 1), date(2013, 1, 2))
     first = evaluate(LandingZone(root=str(root)))
-    redelivery = root / "flights" / "2013-01-01-redelivery.csv"
-    redelivery.write_bytes((root / "flights" / "2013-01-01.csv").read_bytes())
-    seen = json.loads(first.cursor)
-    os.utime(redelivery, ns=(max(seen.values()) + 10**9,) * 2)
+    original = root / "flights" / "2013-01-01.csv"
+    corrected = original.read_text().replace(",UA,", ",AA,", 1)
+    (root / "flights" / "2013-01-01-2.csv").write_text(corrected)
 
     second = evaluate(LandingZone(root=str(root)), cursor=first.cursor)
     assert [r.partition_key for r in second.run_requests] == ["2013-01-01"]
     assert second.run_requests[0].run_key != first.run_requests[0].run_key
+
+    # the same path delivered again with other bytes (same size, same time) is new content too
+    stat = original.stat()
+    original.write_text(original.read_text().replace(",UA,", ",DL,", 1))
+    os.utime(original, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    third = evaluate(LandingZone(root=str(root)), cursor=second.cursor)
+    assert [r.partition_key for r in third.run_requests] == ["2013-01-01"]
+    assert third.run_requests[0].run_key not in {first.run_requests[0].run_key, second.run_requests[0].run_key}
+    assert evaluate(LandingZone(root=str(root)), cursor=third.cursor).run_requests == []
+
+
+def test_the_same_bytes_copied_or_touched_never_run_twice(tmp_path):
+    root = write_landing_zone(tmp_path / "landing", date(2013, 1, 1), date(2013, 1, 2))
+    first = evaluate(LandingZone(root=str(root)))
+    original = root / "weather" / "2013-01-02.csv"
+    shutil.copy2(original, root / "weather" / "2013-01-02-copy.csv")  # a copy under a new name
+    os.utime(root / "flights" / "2013-01-01.csv")  # a touch
+
+    again = evaluate(LandingZone(root=str(root)), cursor=first.cursor)
+    assert again.run_requests == []
+    # even with the cursor lost, the run keys are the ones already used (Dagster skips them)
+    fresh = evaluate(LandingZone(root=str(root)))
+    assert {r.run_key for r in fresh.run_requests} == {r.run_key for r in first.run_requests}
 
 
 def test_days_outside_the_partitions_and_stray_files_are_ignored(tmp_path):

@@ -187,22 +187,64 @@ def test_wrong_types_are_quarantined_with_the_rule_file_and_row(landing_source, 
     assert result.clean.height + result.quarantined_rows == result.raw_rows
 
 
-def test_duplicated_delivery_is_quarantined_as_duplicate_key(
+def test_a_redelivery_is_a_correction_the_newest_delivery_wins_per_key(
     landing_source, landing_dir, flights_file, untouched
 ):
-    single = validate("flights", landing_source.read_days("flights", DAY, DAY))
-    redelivery = landing_dir / "flights" / f"{DAY}-redelivery.csv"
-    shutil.copyfile(flights_file, redelivery)
+    original = validate("flights", landing_source.read_days("flights", DAY, DAY))
+    rows = embedded_rows("flights", DAY)
+    # the correction restates the first 5 flights with new delays, and says nothing of the rest
+    corrected = rows.head(5).with_columns(dep_delay=pl.lit("99"))
+    corrections = [landing_dir / "flights" / f"{DAY}-2.csv", landing_dir / "flights" / f"{DAY}-10.csv"]
+    rows.head(5).with_columns(dep_delay=pl.lit("1")).write_csv(corrections[0])
+    corrected.write_csv(corrections[1])  # -10 comes after -2: the newest
     untouched()
 
-    raw = landing_source.read_days("flights", DAY, DAY)
-    result = validate("flights", raw)
+    result = validate("flights", landing_source.read_days("flights", DAY, DAY))
 
-    assert raw.height == 2 * single.raw_rows
-    assert result.rule_counts() == {"duplicate_key": single.raw_rows}
-    assert result.quarantine.get_column("_source_file").unique().to_list() == [str(redelivery)]
-    assert result.quarantine.get_column("column").unique().to_list() == ["date,carrier,flight,origin"]
-    assert result.clean.equals(single.clean)  # one copy, from the first delivery
+    key = TABLES["flights"].key
+    by_key = result.clean.join(original.clean.select(*key, original_delay="dep_delay"), on=key)
+    assert result.clean.height == original.clean.height  # the corrected keys, once each
+    changed = by_key.filter(pl.col("dep_delay") != pl.col("original_delay"))
+    assert changed.height == 5 and changed.get_column("dep_delay").unique().to_list() == [99.0]
+    assert set(changed.get_column("_source_file")) == {str(corrections[1])}
+    # nothing lost: both older statements of those 5 flights are kept, as superseded, not invalid
+    assert result.rule_counts() == {"superseded": 10}
+    assert set(result.quarantine.get_column("_source_file")) == {str(flights_file), str(corrections[0])}
+    assert result.invalid_rows == 0 and result.quarantined_rows == 10
+    gates = {g.check_name: g for g in evaluate_gates(
+        result, TABLES["flights"].schema, key, QUALITY_GATES["flights"], [DAY]
+    )}  # fmt: skip
+    assert gates["quarantine_rate"].passed and gates["key_unique"].passed
+
+
+def test_a_repeated_row_within_one_delivery_keeps_the_first(landing_source, flights_file, untouched):
+    lines = csv_lines(flights_file)
+    flights_file.write_text("\n".join([*lines, lines[1]]) + "\n")
+    untouched()
+
+    result = validate("flights", landing_source.read_days("flights", DAY, DAY))
+
+    assert result.rule_counts() == {"duplicate_key": 1}
+    assert result.quarantine.get_column("_source_row").to_list() == [len(lines)]
+    assert result.clean.height == len(lines) - 1
+
+
+@pytest.mark.parametrize("encode", [
+    pytest.param(lambda text: "\ufeff".encode() + text.encode(), id="utf8-bom"),
+    pytest.param(lambda text: text.replace("\n", "\r\n").encode(), id="crlf"),
+    pytest.param(lambda text: "\ufeff".encode() + text.replace("\n", "\r\n").encode(), id="bom-and-crlf"),
+])  # fmt: skip
+def test_a_csv_with_a_byte_order_mark_or_crlf_reads_like_any_other(
+    landing_source, flights_file, untouched, encode
+):
+    plain = landing_source.read_days("flights", DAY, DAY)
+    flights_file.write_bytes(encode(flights_file.read_text()))
+    untouched()
+
+    delivered = landing_source.read_days("flights", DAY, DAY)
+
+    assert delivered.drop("_source_file").equals(plain.drop("_source_file"))
+    assert validate("flights", delivered).quarantined_rows == 0
 
 
 def test_empty_day_fails_the_rows_per_day_gate(landing_source, landing_dir, untouched):

@@ -1,6 +1,6 @@
 """Features layer: `flight_features`, one row per flight, point-in-time correct."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import dagster as dg
 
@@ -18,6 +18,29 @@ def _trailing(days: int) -> dg.TimeWindowPartitionMapping:
     return dg.TimeWindowPartitionMapping(
         start_offset=-days, allow_nonexistent_upstream_partitions=True
     )
+
+
+def refuse_short_deliveries(storage: DeltaStorage, first: date, last: date) -> None:
+    """Fail when a stored day of flights in first..last is a short delivery (the processed
+    layer's `rows_per_day` rule): it must not feed features; its next complete delivery
+    re-runs it, and automation then rebuilds the days whose window contains it."""
+    from ml_assets.assets.processed import stored_rows_by_day
+    from ml_assets.flights.quality_gates import QUALITY_GATES
+    from ml_assets.metadata import markdown_table
+    from ml_assets.quality.gates import short_days
+
+    gate = QUALITY_GATES["flights"]
+    counts = stored_rows_by_day(storage, "processed/flights", last + timedelta(days=1), (last - first).days + 1 + gate.history_days)
+    stored = [day for day in counts if first <= day <= last]
+    short = short_days(counts, stored, gate)
+    if short.height:
+        raise dg.Failure(
+            f"processed/flights holds short deliveries for {', '.join(map(str, short['date']))} "
+            f"(rule rows_per_day: at least {gate.min_rows_per_day} rows and {gate.min_weekday_share:.0%} "
+            "of the weekday's recent median); they do not feed features until a complete "
+            "redelivery replaces them",
+            metadata={"short_days": dg.MetadataValue.md(markdown_table(short))},
+        )
 
 
 @dg.asset(
@@ -54,6 +77,7 @@ def flight_features(context: dg.AssetExecutionContext, storage: DeltaStorage):
     from ml_assets.flights.features import build_flight_features
 
     start, end = day_range(context)
+    refuse_short_deliveries(storage, start - timedelta(days=FLIGHT_DAYS_BEFORE), end)
     inputs = {
         "processed/flights": (start - timedelta(days=FLIGHT_DAYS_BEFORE), end),
         "processed/weather": (start - timedelta(days=WEATHER_DAYS_BEFORE), end),

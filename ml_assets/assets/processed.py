@@ -1,6 +1,9 @@
 """Processed layer: typed, deduplicated, validated tables; rule breakers go to quarantine."""
 
+from datetime import date, timedelta
+
 import dagster as dg
+import polars as pl
 
 from ml_assets.assets.common import DAILY, STATIC, data_version, day_range
 from ml_assets.dates import days_between
@@ -35,6 +38,7 @@ def processed_asset(dataset: str, daily: bool) -> dg.AssetsDefinition:
         days = day_range(context)
         rules = TABLES[dataset]
         raw = storage.scan(f"raw/{dataset}", *(days or ())).collect()
+        earlier = stored_rows_by_day(storage, table, days[0], gate.history_days) if days else {}
         result = validate_rows(
             raw, rules.schema, rules.key, rules.derive, keep=["date"] if daily else []
         )
@@ -45,7 +49,7 @@ def processed_asset(dataset: str, daily: bool) -> dg.AssetsDefinition:
             f"of {result.raw_rows}, version {version}"
         )
         checks = evaluate_gates(
-            result, rules.schema, rules.key, gate, days_between(*days) if days else None
+            result, rules.schema, rules.key, gate, days_between(*days) if days else None, earlier
         )
         sample = result.quarantine.drop("source_record").head(10)
         metadata = table_metadata(result.clean, storage.table_uri(table), version) | {
@@ -61,6 +65,15 @@ def processed_asset(dataset: str, daily: bool) -> dg.AssetsDefinition:
         )
 
     return _processed
+
+
+def stored_rows_by_day(storage: DeltaStorage, table: str, before: date, history_days: int) -> dict[date, int]:
+    """Rows per day already stored for the `history_days` days before `before`."""
+    if not history_days or not storage.exists(table):
+        return {}
+    first, last = before - timedelta(days=history_days), before - timedelta(days=1)
+    counts = storage.scan(table, first, last).group_by("date").agg(pl.len()).collect()
+    return dict(counts.iter_rows())
 
 
 processed_assets = [processed_asset(d, daily=True) for d in DAILY_DATASETS] + [

@@ -4,8 +4,9 @@ The thresholds for each table live in `ml_assets.flights.quality_gates`; this mo
 to turn them into check specs and results.
 """
 
+import statistics
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 import polars as pl
@@ -19,7 +20,16 @@ class QualityGate:
     max_quarantine_rate: float  # share of delivered rows that break a rule (repeats excluded)
     max_null_rate: dict[str, float] = field(default_factory=dict)  # per column, worst day
     min_rows_per_day: int | None = None  # daily tables only
+    # a short delivery: fewer rows than this share of the median of the same weekday in the
+    # previous `weekday_weeks` weeks (at least two of them delivered), e.g. a truncated file
+    min_weekday_share: float | None = None
+    weekday_weeks: int = 4
     short_day_blocks: bool = True  # False: a short day only warns (downstream copes with gaps)
+
+    @property
+    def history_days(self) -> int:
+        """How many days before a day its short-delivery rule looks at."""
+        return 7 * self.weekday_weeks if self.min_weekday_share is not None else 0
 
 
 CHECKS = {
@@ -27,7 +37,7 @@ CHECKS = {
     "key_unique": "No two stored rows share the table key.",
     "quarantine_rate": "The share of delivered rows breaking a rule stays under the threshold (a redelivered repeat of a row is quarantined but not counted).",
     "null_rates": "Each watched column's null rate stays under its threshold on every day.",
-    "rows_per_day": "Every day has at least the minimum number of rows (an empty or cut-short delivery fails).",
+    "rows_per_day": "Every day has at least the minimum number of rows and, where configured, a minimum share of the same weekday's recent median (an empty or cut-short delivery fails).",
 }  # fmt: skip
 
 
@@ -50,8 +60,10 @@ def evaluate_gates(
     key: list[str],
     gate: QualityGate,
     days: list[date] | None = None,
+    earlier_counts: dict[date, int] | None = None,
 ) -> list[dg.AssetCheckResult]:
-    """All gate results; `days` lists the days delivered (daily tables), empty ones included."""
+    """All gate results; `days` lists the days delivered (daily tables), empty ones included;
+    `earlier_counts` are the stored rows per day before them (the short-delivery rule's history)."""
     clean = result.clean
     by_day = "date" in clean.columns
     results = [
@@ -62,7 +74,8 @@ def evaluate_gates(
     ]
     if gate.min_rows_per_day is not None:
         severity = dg.AssetCheckSeverity.ERROR if gate.short_day_blocks else dg.AssetCheckSeverity.WARN
-        results.append(_rows_per_day(clean, gate.min_rows_per_day, days or [], severity))
+        counts = (earlier_counts or {}) | rows_by_day(clean, days or [])
+        results.append(_rows_per_day(counts, days or [], gate, severity))
     return results
 
 
@@ -123,22 +136,41 @@ def _null_rates(clean: pl.DataFrame, limits: dict[str, float], by_day: bool) -> 
     )
 
 
+def rows_by_day(frame: pl.DataFrame, days: list[date]) -> dict[date, int]:
+    """Rows per day of `frame`, zero for the days in `days` it has none of."""
+    counts = dict(frame.group_by("date").agg(pl.len()).iter_rows()) if frame.height else {}
+    return {day: 0 for day in days} | counts
+
+
+def short_days(counts: dict[date, int], days: list[date], gate: QualityGate) -> pl.DataFrame:
+    """The days among `days` whose row count in `counts` breaks the gate: under the minimum, or
+    under `min_weekday_share` of the median of the same weekday's counts in the weeks before."""
+    rows = []
+    for day in sorted(days):
+        same_weekday = [counts[earlier] for k in range(1, gate.weekday_weeks + 1)
+                        if (earlier := day - timedelta(weeks=k)) in counts]  # fmt: skip
+        median = statistics.median(same_weekday) if len(same_weekday) >= 2 else None
+        share = counts.get(day, 0) / median if median else None
+        too_few = counts.get(day, 0) < (gate.min_rows_per_day or 0)
+        too_short = gate.min_weekday_share is not None and share is not None and share < gate.min_weekday_share
+        if too_few or too_short:
+            rows.append((day, counts.get(day, 0), median, share))
+    schema = {"date": pl.Date, "rows": pl.Int64, "weekday_median": pl.Float64, "share": pl.Float64}
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
 def _rows_per_day(
-    clean: pl.DataFrame, minimum: int, days: list[date], severity: dg.AssetCheckSeverity
+    counts: dict[date, int], days: list[date], gate: QualityGate, severity: dg.AssetCheckSeverity
 ) -> dg.AssetCheckResult:
-    counts = (
-        pl.DataFrame({"date": days}, schema={"date": pl.Date})
-        .join(clean.group_by("date").agg(rows=pl.len()), on="date", how="left")
-        .with_columns(pl.col("rows").fill_null(0))
-    )
-    short = counts.filter(pl.col("rows") < minimum).sort("date")
+    short = short_days(counts, days, gate)
     return dg.AssetCheckResult(
         check_name="rows_per_day",
         passed=short.is_empty(),
         severity=severity,
         metadata={
-            "minimum": minimum,
-            "fewest_rows": int(counts.get_column("rows").min() or 0),
+            "minimum": gate.min_rows_per_day,
+            "min_weekday_share": gate.min_weekday_share,
+            "fewest_rows": min((counts[day] for day in days), default=0),
             "days": len(days),
             "short_days": dg.MetadataValue.md(markdown_table(short)) if short.height else "none",
         },

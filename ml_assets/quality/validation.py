@@ -3,6 +3,11 @@
 A pandera schema is the single statement of a table's types and rules. Every raw row either
 lands in `clean` or in `quarantine` (once per rule it breaks, with the rule, the offending
 value and the whole source row), so nothing is silently dropped.
+
+Raw rows arrive in delivery order (one source file after another). A redelivery is a correction:
+for each key the row of the newest delivery wins, and the rows it replaces are quarantined as
+`superseded`. Within one delivery the first row of a key wins and repeats are `duplicate_key`.
+Neither counts as breaking a rule (they are kept, not rejected).
 """
 
 from collections.abc import Callable, Sequence
@@ -14,6 +19,9 @@ from ml_assets.flights.contracts import NULL_MARKERS
 
 ROW_ID = "_row_id"
 DUPLICATE_RULE = "duplicate_key"
+SUPERSEDED_RULE = "superseded"
+NOT_INVALID = (DUPLICATE_RULE, SUPERSEDED_RULE)  # kept in quarantine, not a broken rule
+DELIVERY = "_delivery"
 PROVENANCE = ["_source_file", "_source_row"]
 FAILURE_SCHEMA = {ROW_ID: pl.UInt32, "rule": pl.String, "column": pl.String, "value": pl.String}
 QUARANTINE_SCHEMA = {
@@ -38,8 +46,8 @@ class ValidationResult:
 
     @property
     def invalid_rows(self) -> int:
-        """Quarantined rows that break a rule other than being a repeat of a delivered row."""
-        invalid = self.quarantine.filter(pl.col("rule") != DUPLICATE_RULE)
+        """Quarantined rows that break a rule (not a repeat, not superseded by a redelivery)."""
+        invalid = self.quarantine.filter(~pl.col("rule").is_in(NOT_INVALID))
         return invalid.select(PROVENANCE).unique().height
 
     def rule_counts(self) -> dict[str, int]:
@@ -57,8 +65,9 @@ def validate_rows(
     """Type `raw` by `schema`, add `derive`d columns, split rows into clean and quarantine.
 
     Rules, in order: malformed row (from the source), type (the string does not parse as the
-    column's type), the schema's checks, then duplicate key (first delivery wins). `keep` names
-    raw columns (such as the partition `date`) carried through untouched.
+    column's type), the schema's checks, then the key: among the rows passing every rule, the
+    newest delivery wins (`superseded`), and within a delivery the first row (`duplicate_key`).
+    `keep` names raw columns (such as the partition `date`) carried through untouched.
     """
     import pandera.errors
 
@@ -72,10 +81,9 @@ def validate_rows(
         failures.append(_check_failures(errors.failure_cases, typed))
     failures = pl.concat(failures)
     passing = typed.join(failures.select(ROW_ID).unique(), on=ROW_ID, how="anti")
-    first = passing.sort(ROW_ID).unique(subset=list(key), keep="first", maintain_order=True)
-    duplicates = passing.join(first.select(ROW_ID), on=ROW_ID, how="anti")
-    failures = pl.concat([failures, _duplicate_failures(duplicates, key)])
-    clean = first.select(*schema.columns, *PROVENANCE)
+    winners = _newest_delivery_wins(passing, key)
+    failures = pl.concat([failures, _key_failures(passing, winners, key)])
+    clean = winners.sort(ROW_ID).select(*schema.columns, *PROVENANCE)
     return ValidationResult(clean, _quarantine(raw, failures), raw.height)
 
 
@@ -146,10 +154,26 @@ def _check_failures(cases: pl.DataFrame, typed: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _duplicate_failures(duplicates: pl.DataFrame, key: Sequence[str]) -> pl.DataFrame:
+def _with_delivery(frame: pl.DataFrame) -> pl.DataFrame:
+    """Number each row's source file in delivery order (rows arrive file after file)."""
+    first_row = pl.col(ROW_ID).min().over("_source_file")
+    return frame.with_columns(first_row.rank("dense").alias(DELIVERY))
+
+
+def _newest_delivery_wins(passing: pl.DataFrame, key: Sequence[str]) -> pl.DataFrame:
+    """Per key, the first row of the newest delivery that has one."""
+    ordered = _with_delivery(passing).sort([DELIVERY, ROW_ID], descending=[True, False])
+    return ordered.unique(subset=list(key), keep="first", maintain_order=True)
+
+
+def _key_failures(passing: pl.DataFrame, winners: pl.DataFrame, key: Sequence[str]) -> pl.DataFrame:
+    """The rows that lost to a winner: superseded by a newer delivery, or repeated within one."""
+    losers = _with_delivery(passing).join(winners.select(ROW_ID), on=ROW_ID, how="anti")
+    losers = losers.join(winners.select(*key, pl.col(DELIVERY).alias("_winner")), on=list(key))
+    rule = pl.when(pl.col(DELIVERY) < pl.col("_winner")).then(pl.lit(SUPERSEDED_RULE))
     value = pl.concat_str([pl.col(k).cast(pl.String) for k in key], separator="|")
-    return duplicates.select(
-        _failure_frame(pl.col(ROW_ID), pl.lit(DUPLICATE_RULE), pl.lit(",".join(key)), value)
+    return losers.select(
+        _failure_frame(pl.col(ROW_ID), rule.otherwise(pl.lit(DUPLICATE_RULE)), pl.lit(",".join(key)), value)
     )
 
 

@@ -9,6 +9,7 @@ Typing and validation happen in the processed layer, so nothing is lost at inges
 import csv
 import importlib.util
 import io
+import re
 import zipfile
 from abc import ABC, abstractmethod
 from datetime import date
@@ -70,8 +71,9 @@ class LandingZone(DataSource):
             frames += [_read_landing_file(f, dataset).with_columns(date=pl.lit(day)) for f in files]
         return pl.concat(frames)
 
-    def daily_files(self, dataset: str) -> dict[str, tuple[date, int]]:
-        """Every delivered data file of a daily dataset: path → (its day, modification time)."""
+    def daily_files(self, dataset: str) -> dict[str, tuple[date, int, int]]:
+        """Every delivered data file of a daily dataset: path → (its day, modification time in
+        ns, size in bytes)."""
         files = {}
         for path in (Path(self.root) / dataset).glob("*"):
             try:
@@ -79,7 +81,8 @@ class LandingZone(DataSource):
             except ValueError:
                 continue  # not a daily delivery
             if path.suffix in DATA_SUFFIXES:
-                files[str(path)] = (day, path.stat().st_mtime_ns)
+                stat = path.stat()
+                files[str(path)] = (day, stat.st_mtime_ns, stat.st_size)
         return files
 
     def read_table(self, dataset: str) -> pl.DataFrame:
@@ -91,11 +94,17 @@ class LandingZone(DataSource):
 
 
 def _delivery_order(day: date, paths) -> list[Path]:
-    """The day's data files, the delivery named exactly `{day}.csv|parquet` first, then the
-    redeliveries by name (plain name order would put `{day}-2.csv` before `{day}.csv`), so
-    "first delivery wins" in validation keeps the original delivery."""
+    """The day's data files in delivery order: the delivery named exactly `{day}.csv|parquet`
+    first, then the redeliveries by natural name order (`{day}-2.csv` before `{day}-10.csv`; a
+    timestamp suffix sorts the same way). Validation lets the newest delivery win per key, so
+    the order is taken from the names, never from file times: a re-run reads the same result."""
     files = [p for p in paths if p.suffix in DATA_SUFFIXES]
-    return sorted(files, key=lambda p: (p.stem != day.isoformat(), p.name))
+    return sorted(files, key=lambda p: (p.stem != day.isoformat(), _natural_key(p.name)))
+
+
+def _natural_key(name: str) -> list:
+    """`a-10` after `a-2`: digit runs compare as numbers."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)]
 
 
 def check_columns(file: str, columns: list[str], dataset: str) -> None:
@@ -158,8 +167,9 @@ def _read_landing_file(path: Path, dataset: str) -> pl.DataFrame:
 
 
 def _read_landing_csv(path: Path, dataset: str) -> pl.DataFrame:
-    """Parse row by row so a short (truncated) or long row is kept and flagged, not dropped."""
-    text = path.read_text(encoding="utf-8", errors="replace")
+    """Parse row by row so a short (truncated) or long row is kept and flagged, not dropped.
+    A UTF-8 byte-order mark and CRLF line ends are read like any other file."""
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
     rows = list(csv.reader(io.StringIO(text)))
     if not rows:
         raise SourceContractError(f"{path}: empty file, not even a header (truncated delivery?)")
