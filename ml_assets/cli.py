@@ -33,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     quality.add_argument("--n-trials", type=int, default=30, help="LightGBM Optuna trials")
     quality.add_argument("--max-epochs", type=int, default=60, help="torch epochs (early stopping)")
 
+    monitoring = suites.add_parser("monitoring", help="drift checks on 2013: cost, false alarms, detection delay")
+    monitoring.add_argument("--json", help="also write the figures to this file")
+    monitoring.add_argument("--n-trials", type=int, default=5, help="LightGBM Optuna trials of the champion")
+
     promote = commands.add_parser("promote", help="move the champion alias to a model version")
     promote.add_argument("--version", help="registered version (default: the current challenger)")
     promote.add_argument("--reason", required=True, help="why, recorded in the alias log")
@@ -62,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             with open(args.json, "w") as out:
                 json.dump(figures, out, indent=2)
+        return 0
+    if args.command == "bench" and args.suite == "monitoring":
+        from ml_assets.bench.monitoring import run
+
+        figures = run(args.n_trials)
+        if args.json:
+            with open(args.json, "w") as out:
+                json.dump(figures, out, indent=2, default=str)
         return 0
     return 2
 

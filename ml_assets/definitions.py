@@ -10,9 +10,12 @@ warnings.filterwarnings("ignore", category=dg.SupersessionWarning)
 
 from ml_assets.assets.evaluation import evaluation_assets  # noqa: E402
 from ml_assets.assets.features import flight_features  # noqa: E402
+from ml_assets.assets.monitoring import monitoring_assets, monitoring_checks  # noqa: E402
+from ml_assets.assets.predictions import batch_predictions  # noqa: E402
 from ml_assets.assets.processed import processed_assets  # noqa: E402
 from ml_assets.assets.raw import raw_assets  # noqa: E402
 from ml_assets.assets.training import training_assets  # noqa: E402
+from ml_assets.automation import automation_sensor, with_automation  # noqa: E402
 from ml_assets.freshness import partition_freshness, with_freshness  # noqa: E402
 from ml_assets.resources import resources_for_env  # noqa: E402
 from ml_assets.sensors import landing_zone_sensor  # noqa: E402
@@ -21,12 +24,13 @@ data_assets = [*raw_assets, *processed_assets, flight_features]
 daily_assets = [a for a in data_assets if a.partitions_def is not None]
 static_assets = [a for a in data_assets if a.partitions_def is None]
 model_assets = [*training_assets, *evaluation_assets]
+loop_assets = [batch_predictions, *monitoring_assets]
 freshness_checks, freshness_sensor = partition_freshness(daily_assets)
 
 defs = dg.Definitions(
-    assets=[*data_assets, *model_assets],
-    asset_checks=freshness_checks,
-    sensors=[freshness_sensor, landing_zone_sensor],
+    assets=[*data_assets, *model_assets, *loop_assets],
+    asset_checks=[*freshness_checks, *monitoring_checks],
+    sensors=[freshness_sensor, landing_zone_sensor, automation_sensor],
     jobs=[
         # Dimensions run on their own: in a ranged run Dagster would plan them once per day.
         dg.define_asset_job(
@@ -37,7 +41,8 @@ defs = dg.Definitions(
         dg.define_asset_job(
             "data_layers",
             selection=dg.AssetSelection.assets(*daily_assets)
-            - dg.AssetSelection.checks(*freshness_checks),  # evaluated by their sensor
+            - dg.AssetSelection.checks(*freshness_checks)  # evaluated by their sensor
+            - dg.AssetSelection.checks(*monitoring_checks),  # need the day's predictions
             description="Daily raw → processed → features for a day range, in one run.",
         ),
         dg.define_asset_job(
@@ -47,4 +52,4 @@ defs = dg.Definitions(
         ),
     ],
     resources=resources_for_env(),
-).map_asset_specs(func=with_freshness)
+).map_asset_specs(func=lambda spec: with_automation(with_freshness(spec)))

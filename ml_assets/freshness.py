@@ -19,6 +19,10 @@ POLICY_BY_GROUP = {
     # weekly: models train at the start of a week, its evaluation follows once its labels are in
     "training": dg.FreshnessPolicy.time_window(fail_window=timedelta(days=8), warn_window=timedelta(days=7, hours=12)),
     "evaluation": dg.FreshnessPolicy.time_window(fail_window=timedelta(days=9), warn_window=timedelta(days=8, hours=12)),
+    # daily: scored as soon as the features are in
+    "serving": dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=34), warn_window=timedelta(hours=29)),
+    # daily, a label delay behind the features
+    "monitoring": dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=58), warn_window=timedelta(hours=53)),
 }  # fmt: skip
 STATIC_POLICY = dg.FreshnessPolicy.time_window(fail_window=timedelta(days=8), warn_window=timedelta(days=7))
 

@@ -6,6 +6,7 @@ example. `pip_requirements` are given explicitly: inferring them costs about 10 
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -37,6 +38,7 @@ def mlflow_client(tracking_uri: str):
     """A client for `tracking_uri` (also the registry), after checking that it answers."""
     from mlflow import MlflowClient
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one log line, not a bar per file
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
         client.search_experiments(max_results=1)

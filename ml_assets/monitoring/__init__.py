@@ -1,0 +1,1 @@
+"""Monitoring: batch scoring, drift against a per-model reference, live performance, alerts."""
