@@ -18,7 +18,12 @@ from ml_assets.assets.training import training_assets  # noqa: E402
 from ml_assets.automation import automation_sensor, with_automation  # noqa: E402
 from ml_assets.freshness import partition_freshness, with_freshness  # noqa: E402
 from ml_assets.resources import resources_for_env  # noqa: E402
-from ml_assets.sensors import landing_zone_sensor  # noqa: E402
+from ml_assets.sensors import (  # noqa: E402
+    check_failure_alerts,
+    landing_zone_sensor,
+    retraining_sensor,
+    run_failure_alerts,
+)
 
 data_assets = [*raw_assets, *processed_assets, flight_features]
 daily_assets = [a for a in data_assets if a.partitions_def is not None]
@@ -30,7 +35,10 @@ freshness_checks, freshness_sensor = partition_freshness(daily_assets)
 defs = dg.Definitions(
     assets=[*data_assets, *model_assets, *loop_assets],
     asset_checks=[*freshness_checks, *monitoring_checks],
-    sensors=[freshness_sensor, landing_zone_sensor, automation_sensor],
+    sensors=[
+        freshness_sensor, landing_zone_sensor, automation_sensor,
+        retraining_sensor, check_failure_alerts, run_failure_alerts,
+    ],  # fmt: skip
     jobs=[
         # Dimensions run on their own: in a ranged run Dagster would plan them once per day.
         dg.define_asset_job(
@@ -44,6 +52,12 @@ defs = dg.Definitions(
             - dg.AssetSelection.checks(*freshness_checks)  # evaluated by their sensor
             - dg.AssetSelection.checks(*monitoring_checks),  # need the day's predictions
             description="Daily raw → processed → features for a day range, in one run.",
+        ),
+        dg.define_asset_job(
+            "retrain_models",
+            selection=dg.AssetSelection.assets(*training_assets),
+            description="A week's training set and models again (monitoring asked); evaluation and "
+            "promotion follow by automation once the week's days are in.",
         ),
         dg.define_asset_job(
             "weekly_models",

@@ -1,4 +1,9 @@
-"""Sensors: new deliveries in the landing zone trigger the data layers for their days."""
+"""Sensors: the landing zone triggers the data layers; monitoring results request retraining;
+failed runs and failed checks alert.
+
+The monitoring sensors read the asset check results recorded since their cursor, so a check that
+runs in any job, from automation or by hand, is seen exactly once.
+"""
 
 import hashlib
 import json
@@ -7,7 +12,8 @@ from datetime import date
 import dagster as dg
 
 from ml_assets.flights.contracts import DAILY_DATASETS
-from ml_assets.partitions import daily_partitions
+from ml_assets.partitions import daily_partitions, weekly_partitions
+from ml_assets.resources.notifier import Notifier
 from ml_assets.resources.sources import DataSource, LandingZone
 
 Files = dict[str, tuple[date, int, int]]  # path → (day, modification time in ns, size)
@@ -76,3 +82,133 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, source: DataSource)
     ]
     seen = {path: [modified, size, hashes[path]] for path, (_, modified, size) in every_file.items()}
     return dg.SensorResult(run_requests=requests, cursor=json.dumps({"files": seen, "days": requested | new}))
+
+
+def new_check_results(context: dg.SensorEvaluationContext, seen: dict[str, int]) -> list:
+    """The check results (passed or failed) recorded after the ids in `seen` (check key → last
+    record id), oldest first; `seen` is updated in place."""
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+    done = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
+    storage = context.instance.event_log_storage
+    found = []
+    for key in context.repository_def.asset_graph.asset_check_keys:
+        name, last = key.to_user_string(), seen.get(key.to_user_string(), 0)
+        records = [r for r in storage.get_asset_check_execution_history(key, limit=200) if r.id > last]
+        found += [r for r in records if r.status in done and r.evaluation is not None]
+        seen[name] = max([last, *(r.id for r in records)])
+    return sorted(found, key=lambda record: record.id)
+
+
+def _where(record) -> dict:
+    return {"asset": record.key.asset_key.to_user_string(), "check": record.key.name, "partition": record.partition}
+
+
+def _root_cause(error) -> str:
+    """The innermost error's message: what the code raised, not Dagster's wrapper around it."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
+
+
+def _reason(evaluation) -> str:
+    """What a failed check says about itself (the first of its explaining metadata entries)."""
+    metadata = {key: value.value for key, value in evaluation.metadata.items()}
+    return next((str(metadata[k]) for k in ("reason", "drifted_columns", "short_days", "breaches") if metadata.get(k)), "")
+
+
+@dg.sensor(
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Alerts (ML_ASSETS_ALERT_WEBHOOK, or the log) when an asset check starts failing: drift, "
+    "performance degradation, quality gates, freshness. Once per check and partition until it passes again.",
+)
+def check_failure_alerts(context: dg.SensorEvaluationContext, notifier: Notifier):
+    from ml_assets.monitoring.alerts import Alert
+
+    cursor = json.loads(context.cursor) if context.cursor else None
+    seen = (cursor or {}).get("seen", {})
+    results = new_check_results(context, seen)
+    if cursor is None:  # first evaluation: start from now, do not replay the history
+        return dg.SensorResult(cursor=json.dumps({"seen": seen, "failing": []}))
+    failing = set(cursor.get("failing", []))
+    sent = 0
+    for record in results:
+        where, evaluation = _where(record), record.evaluation
+        state = f"{where['asset']}:{where['check']}:{where['partition']}"
+        if evaluation.passed:
+            failing.discard(state)
+        elif state not in failing:
+            failing.add(state)
+            sent += notifier.send(Alert(
+                "check_failure", f"check {where['check']} failed on {where['asset']}", run_id=record.run_id,
+                severity=evaluation.severity.value, error=_reason(evaluation)[:1000], **where,
+            ))  # fmt: skip
+    return dg.SensorResult(
+        skip_reason=None if sent else "no check started failing",
+        cursor=json.dumps({"seen": seen, "failing": sorted(failing)}),
+    )
+
+
+@dg.run_failure_sensor(
+    name="run_failure_alerts",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Alerts (ML_ASSETS_ALERT_WEBHOOK, or the log) with the run, job, failed steps, partition and error.",
+)
+def run_failure_alerts(context: dg.RunFailureSensorContext, notifier: Notifier):
+    from ml_assets.monitoring.alerts import Alert
+
+    run = context.dagster_run
+    steps = context.get_step_failure_events()
+    errors = [_root_cause(e.event_specific_data.error) for e in steps if e.event_specific_data.error]
+    tags = run.tags
+    partition = tags.get("dagster/partition") or (
+        f"{tags['dagster/asset_partition_range_start']}..{tags['dagster/asset_partition_range_end']}"
+        if "dagster/asset_partition_range_start" in tags else None
+    )  # fmt: skip
+    notifier.send(Alert(
+        "run_failure", f"run of {run.job_name} failed", run_id=run.run_id, job=run.job_name,
+        step=", ".join(e.step_key for e in steps) or None, partition=partition, severity="ERROR",
+        error=(errors[0] if errors else context.failure_event.message)[:1500],
+    ))  # fmt: skip
+
+
+@dg.sensor(
+    job_name="retrain_models",
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="An ERROR drift result or degraded live performance retrains the models of the latest "
+    "complete week, once per week and not within the cooldown (thresholds in ml_assets.monitoring).",
+)
+def retraining_sensor(context: dg.SensorEvaluationContext, notifier: Notifier):
+    from ml_assets.assets.training import DEFAULT_WINDOW_WEEKS
+    from ml_assets.monitoring.alerts import Alert
+    from ml_assets.monitoring.retraining import TRIGGERS, Signal, decide, latest_complete_week
+
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    seen = cursor.get("seen", {})
+    signals = [
+        Signal(date.fromisoformat(r.partition), r.key.asset_key.to_user_string(), r.key.name, _reason(r.evaluation))
+        for r in new_check_results(context, seen)
+        if not r.evaluation.passed and r.evaluation.severity == dg.AssetCheckSeverity.ERROR and r.partition
+        and (r.key.asset_key.to_user_string(), r.key.name) in TRIGGERS
+    ]  # fmt: skip
+    present = {date.fromisoformat(p) for p in context.instance.get_materialized_partitions(dg.AssetKey("flight_features"))}
+    week = latest_complete_week(weekly_partitions.get_partition_keys(), present, DEFAULT_WINDOW_WEEKS) if signals else None
+    requested = set(cursor.get("requested_weeks", []))
+    last_day = cursor.get("last_request_day")
+    request, why = decide(signals, week, requested, date.fromisoformat(last_day) if last_day else None)
+    if request:
+        requested.add(request.week)
+        last_day = request.signal.day.isoformat()
+        notifier.send(Alert("retraining", f"retraining the models of week {request.week}", partition=request.week, error=request.reason))
+    new_cursor = json.dumps({"seen": seen, "requested_weeks": sorted(requested), "last_request_day": last_day})
+    if not request:
+        return dg.SensorResult(skip_reason=why, cursor=new_cursor)
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(
+            partition_key=request.week, run_key=f"retrain:{request.week}",
+            tags={"ml_assets/trigger": "monitoring", "ml_assets/retrain_reason": request.reason},
+        )],  # fmt: skip
+        cursor=new_cursor,
+    )

@@ -1,13 +1,13 @@
 """Declarative automation, evaluated tick by tick against an instance holding 2013 partitions: the
 chain follows data, never the clock (these partitions are years old for the 2026 clock)."""
 
-import uuid
 from datetime import date, timedelta
 
 import dagster as dg
 import pytest
 
 from ml_assets.definitions import defs
+from ml_assets_tests.helpers import record_run
 
 DAYS = [date(2013, 9, 1) + timedelta(days=n) for n in range(70)]  # present: Sep 1 .. Nov 9
 DAILY_INPUTS = ["raw_flights", "raw_weather", "flights", "weather", "flight_features"]
@@ -33,29 +33,8 @@ class Ticks:
             requested[name] = set(evaluated.true_subset.expensively_compute_partition_keys())
         return requested
 
-    def run(self, assets: list[str], days: list[date | None], passing: dict[str, list[str]] | None = None,
-            failing: dict[str, list[str]] | None = None) -> None:
-        """What one run records: each asset materialized for each day, then its checks' results
-        (reported with one run id, so Dagster ties the checks to these materializations)."""
-        from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
-
-        run_id = str(uuid.uuid4())
-
-        def report(event_type: DagsterEventType, data) -> None:
-            self.instance.report_dagster_event(DagsterEvent(event_type.value, "__RUNLESS__", event_specific_data=data), run_id=run_id)
-
-        for asset in assets:
-            for day in days:
-                report(DagsterEventType.ASSET_MATERIALIZATION,
-                       StepMaterializationData(dg.AssetMaterialization(asset, partition=day and day.isoformat())))  # fmt: skip
-        for checks, passed in ((passing or {}, True), (failing or {}, False)):
-            for asset, names in checks.items():
-                for name, day in ((name, day) for name in names for day in days):
-                    evaluation = dg.AssetCheckEvaluation(
-                        asset_key=dg.AssetKey(asset), check_name=name, passed=passed,
-                        partition=day and day.isoformat(), severity=dg.AssetCheckSeverity.ERROR,
-                    )  # fmt: skip
-                    report(DagsterEventType.ASSET_CHECK_EVALUATION, evaluation)
+    def run(self, assets: list[str], days: list[date | None], passing: dict | None = None, failing: dict | None = None):
+        record_run(self.instance, assets, days, passing, failing)
 
     def materialize(self, asset: str, *days: date) -> None:
         self.run([asset], list(days))

@@ -11,6 +11,7 @@ import os
 import dagster as dg
 
 from ml_assets.resources.mlflow import MlflowTracking, local_mlflow
+from ml_assets.resources.notifier import Notifier
 from ml_assets.resources.sources import DataSource, EmbeddedNycflights13, LandingZone
 from ml_assets.resources.storage import DeltaStorage
 from ml_assets.settings import data_dir
@@ -22,16 +23,24 @@ def _local_source() -> DataSource:
     return LandingZone(root=landing) if landing else EmbeddedNycflights13()
 
 
+def _notifier() -> Notifier:
+    """The alert webhook from ML_ASSETS_ALERT_WEBHOOK (read at run time), else the log."""
+    configured = "ML_ASSETS_ALERT_WEBHOOK" in os.environ
+    return Notifier(webhook_url=dg.EnvVar("ML_ASSETS_ALERT_WEBHOOK") if configured else None)
+
+
 RESOURCES_BY_ENV = {
     "local": lambda: {
         "storage": DeltaStorage(base_uri=str(data_dir() / "lake")),
         "source": _local_source(),
         "mlflow": local_mlflow(),
+        "notifier": _notifier(),
     },
     "k8s": lambda: {
         "storage": DeltaStorage(base_uri=dg.EnvVar("ML_ASSETS_LAKE_URI")),
         "source": LandingZone(root=dg.EnvVar("ML_ASSETS_LANDING_DIR")),  # a mounted volume
         "mlflow": MlflowTracking(tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI")),
+        "notifier": _notifier(),
     },
 }
 

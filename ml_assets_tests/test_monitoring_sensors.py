@@ -1,0 +1,177 @@
+"""The monitoring sensors with `build_sensor_context` against a real instance: alerts through the
+notifier (a webhook on a local HTTP server), retraining requests with cooldown and de-duplication."""
+
+import json
+import threading
+from datetime import date, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import dagster as dg
+import pytest
+
+from ml_assets.definitions import defs
+from ml_assets.monitoring.retraining import Signal, decide, latest_complete_week
+from ml_assets.resources.notifier import Notifier
+from ml_assets.sensors import check_failure_alerts, retraining_sensor, run_failure_alerts
+from ml_assets_tests.helpers import record_run
+
+
+@pytest.fixture
+def webhook():
+    """A webhook on 127.0.0.1 that records the JSON bodies posted to it."""
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", received
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+class Sensor:
+    """Evaluations of one sensor, its cursor carried from tick to tick."""
+
+    def __init__(self, sensor, instance, url: str):
+        self.sensor, self.instance, self.cursor = sensor, instance, None
+        self.resources = {"notifier": Notifier(webhook_url=url)}
+
+    def tick(self) -> dg.SensorResult:
+        context = dg.build_sensor_context(
+            instance=self.instance, cursor=self.cursor, definitions=defs, resources=self.resources
+        )
+        result = self.sensor(context)
+        self.cursor = result.cursor
+        return result
+
+
+def test_the_notifier_posts_the_alert_as_json(webhook):
+    from ml_assets.monitoring.alerts import Alert
+
+    url, received = webhook
+    alert = Alert("check_failure", "check feature_drift failed on flight_features", run_id="r1",
+                  asset="flight_features", check="feature_drift", partition="2013-10-10", severity="ERROR",
+                  error="['wx_visib']")  # fmt: skip
+
+    assert Notifier(webhook_url=url).send(alert)
+    (body,) = received
+    assert body["partition"] == "2013-10-10" and body["check"] == "feature_drift" and body["run_id"] == "r1"
+    assert body["text"].startswith("[ml_assets ERROR] check feature_drift failed on flight_features")
+    assert "partition 2013-10-10" in body["text"] and "['wx_visib']" in body["text"]
+
+
+def test_an_unreachable_webhook_is_logged_not_raised(caplog):
+    from ml_assets.monitoring.alerts import Alert
+
+    assert not Notifier(webhook_url="http://127.0.0.1:9/hook", timeout_s=1).send(Alert("run_failure", "boom"))
+    assert "alert webhook failed" in caplog.text and "boom" in caplog.text
+
+
+def test_a_check_alerts_once_when_it_starts_failing_and_again_after_it_recovered(instance, webhook):
+    url, received = webhook
+    sensor = Sensor(check_failure_alerts, instance, url)
+    day = date(2013, 10, 10)
+    record_run(instance, ["flight_features"], [day], failing={"flight_features": ["feature_drift"]})
+    sensor.tick()  # the first tick starts from now: history is not replayed
+    assert received == []
+
+    run_id = record_run(instance, ["flight_features"], [day], failing={"flight_features": ["feature_drift"]})
+    record_run(instance, ["flight_features"], [day + timedelta(days=1)], passing={"flight_features": ["feature_drift"]})
+    sensor.tick()
+    (alert,) = received
+    assert (alert["asset"], alert["check"], alert["partition"], alert["run_id"]) == ("flight_features", "feature_drift", str(day), run_id)
+    assert alert["error"] == f"feature_drift failed on {day}"
+
+    record_run(instance, ["flight_features"], [day], failing={"flight_features": ["feature_drift"]})
+    sensor.tick()
+    assert len(received) == 1  # still failing: no new alert
+
+    record_run(instance, ["flight_features"], [day], passing={"flight_features": ["feature_drift"]})
+    record_run(instance, ["flight_features"], [day], failing={"flight_features": ["feature_drift"]})
+    sensor.tick()
+    assert len(received) == 2  # it recovered, then failed again
+
+
+def test_a_failed_run_alerts_with_its_job_step_partition_and_error(instance, webhook):
+    url, received = webhook
+    daily = dg.DailyPartitionsDefinition(start_date="2013-01-01")
+
+    @dg.asset(partitions_def=daily)
+    def broken():
+        raise ValueError("the flights file of 2013-01-02 is unreadable")
+
+    result = dg.materialize([broken], partition_key="2013-01-02", instance=instance, raise_on_error=False)
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alerts", dagster_event=failure, dagster_instance=instance,
+        dagster_run=result.dagster_run, resources={"notifier": Notifier(webhook_url=url)},
+    ).for_run_failure()  # fmt: skip
+
+    run_failure_alerts(context)
+
+    (alert,) = received
+    assert (alert["kind"], alert["run_id"], alert["step"], alert["partition"]) == ("run_failure", result.run_id, "broken", "2013-01-02")
+    assert alert["job"] == result.dagster_run.job_name
+    assert "the flights file of 2013-01-02 is unreadable" in alert["error"]
+
+
+# --- retraining --------------------------------------------------------------------------------
+
+
+def signal(day: date) -> Signal:
+    return Signal(day, "flight_features", "feature_drift", "['wx_visib', 'wx_visib_delta_3h']")
+
+
+def test_retraining_waits_for_the_cooldown_and_asks_once_per_week():
+    first, why = decide([signal(date(2013, 10, 10))], "2013-10-07", set(), None)
+    assert first is not None and first.week == "2013-10-07" and "feature_drift on flight_features 2013-10-10" in first.reason
+
+    again, why = decide([signal(date(2013, 10, 11))], "2013-10-07", {"2013-10-07"}, date(2013, 10, 10))
+    assert again is None and "already retrained" in why
+    cooling, why = decide([signal(date(2013, 10, 12))], "2013-10-14", {"2013-10-07"}, date(2013, 10, 10))
+    assert cooling is None and "cooldown" in why
+    after, _ = decide([signal(date(2013, 10, 13))], "2013-10-14", {"2013-10-07"}, date(2013, 10, 10))
+    assert after is not None and after.week == "2013-10-14"
+    assert decide([], "2013-10-14", set(), None)[0] is None
+
+
+def test_the_latest_complete_week_is_the_latest_whose_whole_window_is_present():
+    weeks = ["2013-09-30", "2013-10-07", "2013-10-14"]
+    present = {date(2013, 7, 1) + timedelta(days=n) for n in range(104)}  # Jul 1 .. Oct 12
+
+    assert latest_complete_week(weeks, present, 13) == "2013-10-07"  # its window ends Sunday Oct 6
+    assert latest_complete_week(weeks, present - {date(2013, 8, 1)}, 13) is None
+    assert latest_complete_week(weeks, present | {date(2013, 10, 13)}, 13) == "2013-10-14"
+
+
+def test_the_retraining_sensor_requests_the_week_once_with_the_reason_as_a_tag(instance, webhook):
+    url, received = webhook
+    sensor = Sensor(retraining_sensor, instance, url)
+    record_run(instance, ["flight_features"], [date(2013, 7, 1) + timedelta(days=n) for n in range(102)])  # to Oct 10
+    assert sensor.tick().run_requests == []
+
+    drift_day = date(2013, 10, 10)
+    record_run(instance, ["batch_predictions"], [drift_day], failing={"batch_predictions": ["score_drift"]})
+    (request,) = sensor.tick().run_requests
+    assert request.partition_key == "2013-10-07" and request.run_key == "retrain:2013-10-07"
+    assert request.tags["ml_assets/retrain_reason"] == f"score_drift on batch_predictions {drift_day}: score_drift failed on {drift_day}"
+    assert [a["kind"] for a in received] == ["retraining"]
+
+    record_run(instance, ["live_performance"], [drift_day + timedelta(days=1)], failing={"live_performance": ["performance_degradation"]})
+    record_run(instance, ["flight_features"], [drift_day + timedelta(days=1)], failing={"flight_features": ["rows_per_day"]})
+    assert sensor.tick().run_requests == []  # the same week, and not a retraining signal
