@@ -1,0 +1,134 @@
+"""The monitoring loop through Dagster on the synthetic lake with a real local MLflow store: batch
+predictions by the champion, its drift reference computed once, drift checks quiet on stable days
+and failing on a shifted day, live performance and its degradation check."""
+
+from datetime import date, timedelta
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from ml_assets.assets.monitoring import FEATURE_DRIFT_TABLE, feature_drift, score_drift
+from ml_assets.assets.predictions import PREDICTIONS_TABLE, batch_predictions
+from ml_assets.definitions import defs
+from ml_assets.flights.feature_spec import FEATURES_TABLE, LABEL
+from ml_assets.models.registry import CHAMPION
+from ml_assets.monitoring.reference import REFERENCE_TABLE
+from ml_assets.resources.sources import EmbeddedNycflights13
+from ml_assets_tests.training_runs import WEEK, local_tracking, run_week, synthetic_lake
+
+STABLE_DAYS = [date(2013, 4, 15) + timedelta(days=n) for n in range(5)]  # the week after the window
+SHIFTED_DAY = date(2013, 4, 22)
+FLIPPED_DAYS = [date(2013, 4, 23) + timedelta(days=n) for n in range(7)]  # labels turned over
+LOOP = [
+    dg.AssetSelection.assets("batch_predictions", "drift_reference", "live_performance"),
+    dg.AssetSelection.checks(feature_drift, score_drift),
+]
+
+
+def run(instance, resources, selection, partition_key=None) -> dg.ExecuteInProcessResult:
+    assets = [*defs.assets, *defs.asset_checks]
+    return dg.materialize(assets, selection=selection, partition_key=partition_key, instance=instance,
+                          resources=resources, raise_on_error=False)  # fmt: skip
+
+
+def checks(result) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def materialized(result) -> dict[str, dict]:
+    return {
+        e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
+        for e in result.get_asset_materialization_events()
+    }
+
+
+class Loop:
+    def __init__(self, folder):
+        self.storage, self.mlflow = synthetic_lake(folder), local_tracking(folder)
+        self.resources = {"storage": self.storage, "mlflow": self.mlflow, "source": EmbeddedNycflights13()}
+        features = self.storage.scan(FEATURES_TABLE).collect()
+        shifted = features.filter(pl.col("date") == SHIFTED_DAY).with_columns(
+            pl.col("wx_visib") * 0.1, pl.col("origin_recent_mean_dep_delay") + 90, pl.col("sched_hour") + 6
+        )  # a foggy, congested day with the schedule moved: far outside the window
+        flipped = features.filter(pl.col("date").is_in(FLIPPED_DAYS)).with_columns(~pl.col(LABEL))
+        self.storage.write_days(FEATURES_TABLE, shifted, SHIFTED_DAY, SHIFTED_DAY)
+        self.storage.write_days(FEATURES_TABLE, flipped, FLIPPED_DAYS[0], FLIPPED_DAYS[-1])
+        with dg.DagsterInstance.ephemeral() as instance:
+            self.no_champion = run(instance, self.resources, "batch_predictions", str(STABLE_DAYS[0]))
+            self.week = run_week(instance, WEEK, self.storage, self.mlflow)
+            self.reference = run(instance, self.resources, "drift_reference")
+            self.reference_again = run(instance, self.resources, "drift_reference")
+            selection = LOOP[0] - dg.AssetSelection.assets("drift_reference") | LOOP[1]
+            self.days = {day: run(instance, self.resources, selection, str(day)) for day in [*STABLE_DAYS, SHIFTED_DAY, *FLIPPED_DAYS]}
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory) -> Loop:
+    folder = tmp_path_factory.mktemp("loop")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ML_ASSETS_DATA_DIR", str(folder))  # the drift reports
+        yield Loop(folder)
+
+
+def test_without_a_champion_batch_predictions_skip_with_the_reason(loop):
+    assert loop.no_champion.success
+    assert materialized(loop.no_champion) == {}
+    (observation,) = [e for e in loop.no_champion.all_events if e.event_type == dg.DagsterEventType.ASSET_OBSERVATION]
+    assert "has no champion yet" in observation.asset_observation_data.asset_observation.metadata["skipped"].value
+
+
+def test_the_champion_scores_every_flight_of_the_day_with_its_version(loop):
+    champion = loop.mlflow.registry().version_for(CHAMPION)
+    day = STABLE_DAYS[0]
+    predictions = loop.storage.scan(PREDICTIONS_TABLE, day, day).collect()
+    features = loop.storage.scan(FEATURES_TABLE, day, day).collect()
+
+    assert sorted(predictions["flight_id"]) == sorted(features["flight_id"])
+    assert set(predictions["model_version"]) == {champion}
+    assert predictions["score"].is_between(0, 1).all() and predictions["score"].n_unique() > 10
+    metadata = materialized(loop.days[day])["batch_predictions"]
+    assert metadata["model_version"] == champion and metadata["scored_flights"] == features.height
+    assert "| 0.0–0.1 |" in metadata["score_histogram"]
+
+
+def test_the_reference_is_computed_once_per_version(loop):
+    first = materialized(loop.reference)["drift_reference"]
+    again = materialized(loop.reference_again)["drift_reference"]
+
+    assert first["computed_now"] is True and again["computed_now"] is False
+    assert first["model_version"] == again["model_version"] == loop.mlflow.registry().version_for(CHAMPION)
+    assert first["training_window"].startswith("2013-03-04..2013-04-14")
+    stored = loop.storage.scan(REFERENCE_TABLE).collect()
+    assert set(stored["model_version"]) == {first["model_version"]} and stored.height == first["reference_rows"]
+
+
+def test_drift_checks_stay_quiet_on_stable_days(loop):
+    for day in STABLE_DAYS:
+        results = checks(loop.days[day])
+        assert results["feature_drift"].passed, (day, results["feature_drift"].metadata["drifted_columns"])
+        assert results["score_drift"].passed, day
+
+
+def test_a_shifted_day_fails_feature_drift_with_error_and_names_the_columns(loop):
+    result = checks(loop.days[SHIFTED_DAY])["feature_drift"]
+
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
+    assert {"wx_visib", "origin_recent_mean_dep_delay", "sched_hour"} <= set(result.metadata["drifted_columns"].value)
+    assert "| wx_visib | **yes** |" in result.metadata["results"].value
+    report = result.metadata["evidently_report_path"].value
+    assert report.endswith(f"drift/{SHIFTED_DAY}/feature_drift.html") and "<html" in open(report).read()[:2000].lower()
+    stored = loop.storage.scan(FEATURE_DRIFT_TABLE, SHIFTED_DAY, SHIFTED_DAY).collect()
+    assert set(stored.filter(pl.col("drifted"))["column"]) == set(result.metadata["drifted_columns"].value)
+    assert loop.days[SHIFTED_DAY].success  # drift never blocks the predictions
+
+
+def test_live_performance_measures_the_day_and_flags_a_degraded_week(loop):
+    stable = materialized(loop.days[STABLE_DAYS[-1]])["live_performance"]
+    assert 0.6 < stable["roc_auc"] < 1.0 and stable["evaluated_roc_auc"] > 0.6
+    assert checks(loop.days[STABLE_DAYS[-1]])["performance_degradation"].passed
+
+    degraded = checks(loop.days[FLIPPED_DAYS[-1]])["performance_degradation"]
+    assert not degraded.passed and degraded.severity == dg.AssetCheckSeverity.ERROR
+    assert degraded.metadata["rolling_roc_auc"].value < 0.5
+    assert "below the evaluation's" in degraded.metadata["reason"].value
