@@ -5,7 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo dev test bench lock clean
+.PHONY: install demo dev live replay test bench lock clean
+
+# The live loop runs on its own data folder, landing zone and Dagster instance.
+LIVE_DIR := $(CURDIR)/data/live
+LIVE_ENV := ML_ASSETS_DATA_DIR=$(LIVE_DIR) ML_ASSETS_LANDING_DIR=$(LIVE_DIR)/landing DAGSTER_HOME=$(LIVE_DIR)/dagster_home
+REPLAY ?= --days 21 --shift visib*0.3 --shift-from 2013-10-10
 
 install: $(VENV)/.installed
 
@@ -23,6 +28,15 @@ demo: install
 dev: install
 	$(BIN)/python -c "from ml_assets.runs import ensure_dagster_home; ensure_dagster_home()"
 	$(BIN)/dagster dev -w workspace.yaml
+
+# The live loop in the UI: prepared once up to 2013-09-30 (data, first champion), then `make replay`.
+live: install
+	$(LIVE_ENV) $(BIN)/ml-assets live-setup
+	$(LIVE_ENV) $(BIN)/dagster dev -w workspace.yaml
+
+# Feed the running `make live` one day of 2013 after another (REPLAY="--days 21 ...").
+replay: install
+	$(LIVE_ENV) $(BIN)/ml-assets replay $(REPLAY)
 
 test: install
 	$(BIN)/python -m pytest

@@ -20,6 +20,16 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--end", type=_date, default=date(2013, 12, 31), help="inclusive")
     demo.add_argument("--weeks", type=int, default=2, help="weeks of models to train at the end (0: none)")
 
+    live = commands.add_parser("live-setup", help="prepare the live environment (data/live) up to a day")
+    live.add_argument("--until", type=_date, default=date(2013, 9, 30), help="the last day before the replay")
+    replay = commands.add_parser("replay", help="drop 2013's days into the landing zone one by one")
+    replay.add_argument("--start", type=_date, help="first day (default: the day after live-setup's)")
+    replay.add_argument("--days", type=int, default=21)
+    replay.add_argument("--seconds-per-day", type=float, default=120.0, help="wait between two days")
+    replay.add_argument("--shift", help="inject a shift, e.g. 'visib*0.3' or 'dep_delay+45,arr_delay+45' or 'schedule+180'")
+    replay.add_argument("--shift-from", type=_date, help="first shifted day (default: the first day)")
+    replay.add_argument("--timeline", action="store_true", help="print what the running loop did with each day, then exit")
+
     bench = commands.add_parser("bench", help="benchmarks that print figures")
     suites = bench.add_subparsers(dest="suite", required=True)
     pipeline = suites.add_parser("pipeline", help="raw → features: Dagster vs bare polars")
@@ -46,6 +56,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command in ("promote", "rollback"):
         return move_champion(args)
+    if args.command == "live-setup":
+        from ml_assets.replay import setup
+
+        return 0 if setup(args.until) else 1
+    if args.command == "replay":
+        from ml_assets.replay import replay, timeline
+
+        if args.timeline:
+            print(timeline())
+            return 0
+        replay(args.start, args.days, args.seconds_per_day, args.shift, args.shift_from)
+        return 0
     if args.command == "demo":
         from ml_assets.demo import run_demo
 

@@ -1,24 +1,19 @@
 """The `ml_assets` code location: every layer's assets, checks and resources in one place."""
 
-import warnings
-
 import dagster as dg
 
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
-warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-warnings.filterwarnings("ignore", category=dg.SupersessionWarning)
-
-from ml_assets.assets.evaluation import evaluation_assets  # noqa: E402
-from ml_assets.assets.features import flight_features  # noqa: E402
-from ml_assets.assets.monitoring import monitoring_assets, monitoring_checks  # noqa: E402
-from ml_assets.assets.predictions import batch_predictions  # noqa: E402
-from ml_assets.assets.processed import processed_assets  # noqa: E402
-from ml_assets.assets.raw import raw_assets  # noqa: E402
-from ml_assets.assets.training import training_assets  # noqa: E402
-from ml_assets.automation import automation_sensor, with_automation  # noqa: E402
-from ml_assets.freshness import partition_freshness, with_freshness  # noqa: E402
-from ml_assets.resources import resources_for_env  # noqa: E402
-from ml_assets.sensors import (  # noqa: E402
+from ml_assets.assets.evaluation import evaluation_assets
+from ml_assets.assets.features import flight_features
+from ml_assets.assets.monitoring import monitoring_assets, monitoring_checks
+from ml_assets.assets.predictions import batch_predictions
+from ml_assets.assets.processed import processed_assets
+from ml_assets.assets.raw import raw_assets
+from ml_assets.assets.training import training_assets
+from ml_assets.automation import automation_sensor, with_automation
+from ml_assets.freshness import partition_freshness, with_freshness
+from ml_assets.partitions import daily_partitions
+from ml_assets.resources import resources_for_env
+from ml_assets.sensors import (
     check_failure_alerts,
     landing_zone_sensor,
     retraining_sensor,
@@ -52,6 +47,14 @@ defs = dg.Definitions(
             - dg.AssetSelection.checks(*freshness_checks)  # evaluated by their sensor
             - dg.AssetSelection.checks(*monitoring_checks),  # need the day's predictions
             description="Daily raw → processed → features for a day range, in one run.",
+        ),
+        dg.define_asset_job(
+            "daily_monitoring",
+            selection=dg.AssetSelection.assets("batch_predictions", "live_performance")
+            | dg.AssetSelection.checks(*monitoring_checks),
+            partitions_def=daily_partitions,
+            description="A day's batch predictions by the champion, its drift checks and live performance "
+            "(rescoring after a promotion is a re-run of this job).",
         ),
         dg.define_asset_job(
             "retrain_models",

@@ -17,8 +17,8 @@ def ensure_dagster_home() -> str:
     home = dagster_home().resolve()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
+    if not config.exists():  # no telemetry; a laptop runs a few runs at a time, the rest queue
+        config.write_text("telemetry:\n  enabled: false\nconcurrency:\n  runs:\n    max_concurrent_runs: 3\n")
     os.environ["DAGSTER_HOME"] = str(home)
     return str(home)
 
@@ -36,11 +36,12 @@ def run_in_order(
 
     results = []
     for job_name, arguments in runs:
+        config = {"loggers": {"console": {"config": {"log_level": log_level}}}, **arguments.get("run_config", {})}
         result = defs.resolve_job_def(job_name).execute_in_process(
             instance=instance,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            run_config=config,
             raise_on_error=False,
-            **arguments,
+            **{name: value for name, value in arguments.items() if name != "run_config"},
         )
         results.append(result)
         if not result.success:
