@@ -221,11 +221,11 @@ def _check_results(instance, asset: str, name: str) -> dict[str, dict]:
     key = dg.AssetCheckKey(dg.AssetKey(asset), name)
     for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=1000):
         evaluation = record.evaluation
-        if evaluation is None or record.partition in found:
-            continue
+        if not isinstance(evaluation, dg.AssetCheckEvaluation) or record.partition in found:
+            continue  # planned, or an older result
         drifted = evaluation.metadata.get("drifted_columns")
         found[record.partition] = {
-            "at": record.create_timestamp,
+            "at": record.event.timestamp,  # the evaluation itself, not when it was planned
             "passed": evaluation.passed,
             "severity": evaluation.severity.value,
             "detail": ", ".join(drifted.value) if drifted else "",
