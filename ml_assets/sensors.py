@@ -8,6 +8,7 @@ import dagster as dg
 from ml_assets.flights.contracts import DAILY_DATASETS
 from ml_assets.partitions import daily_partitions
 from ml_assets.resources.sources import DataSource, LandingZone
+from ml_assets.run_tags import LANDING_ZONE_RUN_TAGS
 
 Files = dict[str, tuple[date, int]]  # path → (day, modification time in ns)
 
@@ -50,7 +51,7 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, source: DataSource)
             partition_key=day.isoformat(),
             # The same files never run twice; a redelivery (a newer file) runs the day again.
             run_key=f"{day}@{max(modified for _, modified in day_files.values())}",
-            tags={"ml_assets/trigger": "landing_zone"},
+            tags=LANDING_ZONE_RUN_TAGS,
         )
         for day, day_files in days.items()
     ]
