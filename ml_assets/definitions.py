@@ -14,7 +14,7 @@ from ml_assets.assets.processed import processed_assets  # noqa: E402
 from ml_assets.assets.raw import raw_assets  # noqa: E402
 from ml_assets.assets.training import training_assets  # noqa: E402
 from ml_assets.freshness import partition_freshness, with_freshness  # noqa: E402
-from ml_assets.resources import resources_for_env  # noqa: E402
+from ml_assets.resources import executor_for_env, resources_for_env  # noqa: E402
 from ml_assets.sensors import landing_zone_sensor  # noqa: E402
 
 data_assets = [*raw_assets, *processed_assets, flight_features]
@@ -22,9 +22,10 @@ daily_assets = [a for a in data_assets if a.partitions_def is not None]
 static_assets = [a for a in data_assets if a.partitions_def is None]
 model_assets = [*training_assets, *evaluation_assets]
 freshness_checks, freshness_sensor = partition_freshness(daily_assets)
+assets = [*data_assets, *model_assets]
 
 defs = dg.Definitions(
-    assets=[*data_assets, *model_assets],
+    assets=assets,
     asset_checks=freshness_checks,
     sensors=[freshness_sensor, landing_zone_sensor],
     jobs=[
@@ -47,4 +48,5 @@ defs = dg.Definitions(
         ),
     ],
     resources=resources_for_env(),
+    executor=executor_for_env([*assets, *freshness_checks]),  # k8s: one pod per step, sized per asset
 ).map_asset_specs(func=with_freshness)
