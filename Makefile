@@ -36,7 +36,8 @@ lock:
 	$(PYTHON) -m venv build/lock-venv
 	build/lock-venv/bin/python -m pip install --quiet --upgrade pip
 	build/lock-venv/bin/python -m pip install --quiet -e ".[dev]"
-	build/lock-venv/bin/python -m pip freeze --exclude-editable > requirements.lock
+	# --all keeps setuptools (torch needs it at run time); pip itself is not pinned
+	build/lock-venv/bin/python -m pip freeze --all --exclude-editable | grep -v '^pip==' > requirements.lock
 	rm -rf build/lock-venv
 
 clean:
