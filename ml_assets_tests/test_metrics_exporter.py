@@ -23,22 +23,27 @@ from ml_assets.resources.storage import DeltaStorage
 from ml_assets.runs import run_data_layers
 from ml_assets.settings import PROJECT_ROOT
 from ml_assets_tests.helpers import write_landing_zone
+from ml_assets_tests.metric_names import exposed_families, queried_metrics, queryable
 
 NO_WEATHER_DAY = date(2013, 12, 31)  # 2013's data has no weather observations that day
 FLIGHTS_FRESHNESS = dg.AssetCheckKey(dg.AssetKey("flights"), "freshness_check")
 
 
-def scrape(registry) -> dict[str, dict[tuple, float]]:
-    """GET /metrics from a real server on a free local port: family → {label items: value}."""
+def scrape_text(registry) -> str:
+    """GET /metrics from a real server on a free local port."""
     server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
     try:
-        text = httpx.get(f"http://127.0.0.1:{server.server_port}/metrics", timeout=30).text
+        return httpx.get(f"http://127.0.0.1:{server.server_port}/metrics", timeout=30).text
     finally:
         server.shutdown()
         thread.join(timeout=10)
+
+
+def scrape(registry) -> dict[str, dict[tuple, float]]:
+    """The scraped families: family → {label items: value}."""
     return {
         family.name: {tuple(sorted(s.labels.items())): s.value for s in family.samples}
-        for family in text_string_to_metric_families(text)
+        for family in text_string_to_metric_families(scrape_text(registry))
     }
 
 
@@ -88,6 +93,14 @@ def scraped(instance):
 
 def test_the_exporter_reports_the_instance_up(scraped):
     assert scraped["ml_assets_dagster_instance_up"] == {(): 1.0}
+
+
+def test_every_dagster_metric_the_rules_and_the_dashboard_query_is_exported(instance):
+    exported = queryable(exposed_families(scrape_text(metrics_registry(instance, window_seconds=3600))))
+    queried = {name for name in queried_metrics() if name.startswith("ml_assets_dagster_")}
+
+    assert len(queried) >= 5
+    assert queried - exported == set()
 
 
 def test_finished_runs_by_job_and_status_with_zero_for_what_did_not_happen(scraped):
