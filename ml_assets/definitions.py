@@ -22,10 +22,9 @@ daily_assets = [a for a in data_assets if a.partitions_def is not None]
 static_assets = [a for a in data_assets if a.partitions_def is None]
 model_assets = [*training_assets, *evaluation_assets]
 freshness_checks, freshness_sensor = partition_freshness(daily_assets)
-assets = [*data_assets, *model_assets]
 
 defs = dg.Definitions(
-    assets=assets,
+    assets=[*data_assets, *model_assets],
     asset_checks=freshness_checks,
     sensors=[freshness_sensor, landing_zone_sensor],
     jobs=[
@@ -48,5 +47,6 @@ defs = dg.Definitions(
         ),
     ],
     resources=resources_for_env(),
-    executor=executor_for_env([*assets, *freshness_checks]),  # k8s: one pod per step, sized per asset
 ).map_asset_specs(func=with_freshness)
+# The executor comes last, from every asset and check above (k8s: one pod per step, sized per step).
+defs = dg.Definitions.merge(defs, dg.Definitions(executor=executor_for_env(defs.resolve_asset_graph().assets_defs)))

@@ -12,7 +12,7 @@ import sys
 import dagster as dg
 import pytest
 
-from ml_assets.definitions import assets, defs, freshness_checks
+from ml_assets.definitions import defs
 from ml_assets.k8s.step_pods import (
     DEFAULT_SIZE,
     K8S_PARTITIONS_PER_RUN,
@@ -33,7 +33,7 @@ GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSc
 @pytest.fixture(scope="module")
 def step_jobs() -> dict[str, dict]:
     """op name → its step Job, for every op of the code location."""
-    values, definitions = chart_values(), [*assets, *freshness_checks]
+    values, definitions = chart_values(), defs.resolve_asset_graph().assets_defs  # what the executor sees
     previous = os.environ.get(TRAINING_IMAGE_ENV)
     os.environ[TRAINING_IMAGE_ENV] = CUDA_IMAGE
     try:

@@ -127,7 +127,7 @@ def per_step_k8s_config(definitions: list) -> dict[str, dict]:
     }
     configs = {}
     for definition in definitions:
-        if not isinstance(definition, dg.AssetsDefinition):
+        if not isinstance(definition, dg.AssetsDefinition) or not definition.is_executable:
             continue
         if definition.keys:
             keys, names = definition.keys, [key.to_user_string() for key in definition.keys]
