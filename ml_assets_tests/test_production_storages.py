@@ -70,12 +70,13 @@ def production_instance_config(db_name: str) -> dict:
 
 @pytest.fixture(scope="module")
 def dagster_home(tmp_path_factory):
-    """A DAGSTER_HOME holding only dagster.yaml, read-only as in the pods (readOnlyRootFilesystem)."""
-    with database("ml_assets_dagster") as db_name:
+    """A DAGSTER_HOME holding only dagster.yaml, where nothing may be written: the pods' root
+    filesystem is read-only (the mode bits stop a non-root user; the test below checks the folder)."""
+    with database("ml_assets_dagster") as db_name, pytest.MonkeyPatch.context() as env:
         home = tmp_path_factory.mktemp("dagster_home")
         (home / "dagster.yaml").write_text(yaml.safe_dump(production_instance_config(db_name)))
         home.chmod(0o555)
-        os.environ.setdefault("DAGSTER_PG_PASSWORD", "trust-auth-ignores-it")
+        env.setenv("DAGSTER_PG_PASSWORD", "trust-auth-ignores-it")  # the chart's instance reads it
         try:
             yield home, db_name
         finally:
