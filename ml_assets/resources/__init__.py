@@ -36,8 +36,6 @@ RESOURCES_BY_ENV = {
 }
 
 
-
-
 def _k8s_executor(definitions: list) -> dg.ExecutorDefinition:
     from ml_assets.k8s.executor import step_pod_executor  # imports dagster_k8s: only on Kubernetes
 
