@@ -106,8 +106,12 @@ def run_step(job: str, asset: str | None, first: str, last: str, run_config: dic
     success = True
     if asset is not None:
         job_def = defs.resolve_job_def(job)
-        arguments = {"partition_key": first} if job == "weekly_models" else {"tags": range_tags(
-            date.fromisoformat(first), date.fromisoformat(last))} if job == "data_layers" else {}  # fmt: skip
+        if job == "weekly_models":
+            arguments = {"partition_key": first}
+        elif job == "data_layers":
+            arguments = {"tags": range_tags(date.fromisoformat(first), date.fromisoformat(last))}
+        else:  # unpartitioned dimensions
+            arguments = {}
         with dg.DagsterInstance.ephemeral() as instance:
             result = job_def.execute_in_process(
                 instance=instance,
@@ -159,18 +163,19 @@ def measure(scenario: Scenario, scratch: Path) -> dict:
         _child(env, "dimensions", "all", warmup_first, warmup_first, QUIET)
         _child(env, "data_layers", "all", warmup_first, scenario.first - timedelta(days=1), QUIET)
     steps = {}
+
+    def step(job: str, asset: str, first: date, last: date, run_config: dict) -> None:
+        steps[asset] = report = _child(env, job, asset, first, last, run_config)
+        print(f"  {scenario.name:<9} {asset:<18} {_mib(report['peak_rss_bytes']):>7.0f} MiB {report['seconds']:>7.1f} s", flush=True)
+
     for asset in DATA_STEPS:
         job = "dimensions" if asset in ("raw_planes", "planes") else "data_layers"
-        steps[asset] = _child(env, job, asset, scenario.first, scenario.last, QUIET)
-        print(f"  {scenario.name:<9} {asset:<18} {_mib(steps[asset]['peak_rss_bytes']):>7.0f} MiB "
-              f"{steps[asset]['seconds']:>7.1f} s", flush=True)  # fmt: skip
+        step(job, asset, scenario.first, scenario.last, QUIET)
     if scenario.week:
         week = date.fromisoformat(scenario.week)
+        config = {**QUIET, "ops": {a: {"config": c} for a, c in (scenario.weekly_config or {}).items()}}
         for asset in WEEKLY_STEPS:
-            config = {**QUIET, "ops": {a: {"config": c} for a, c in (scenario.weekly_config or {}).items()}}
-            steps[asset] = _child(env, "weekly_models", asset, week, week, config)
-            print(f"  {scenario.name:<9} {asset:<18} {_mib(steps[asset]['peak_rss_bytes']):>7.0f} MiB "
-                  f"{steps[asset]['seconds']:>7.1f} s", flush=True)  # fmt: skip
+            step("weekly_models", asset, week, week, config)
     return {
         "factor": scenario.factor,
         "days_per_run": (scenario.last - scenario.first).days + 1,
