@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo dev live replay test bench lock clean
+.PHONY: install demo dev live replay test bench lock clean checkov gpu-smoke-bundle
 
 # The live loop runs on its own data folder, landing zone and Dagster instance.
 LIVE_DIR := $(CURDIR)/data/live
@@ -38,11 +38,30 @@ live: install
 replay: install
 	$(LIVE_ENV) $(BIN)/ml-assets replay $(REPLAY)
 
-test: install
+test: install checkov
 	$(BIN)/python -m pytest
+
+# checkov (the Kubernetes manifests' checks) in a venv of its own, exactly as .ci/checkov.lock pins
+# it: it cannot share the project's venv (pip backtracks to an ancient 2.x against our lock).
+CHECKOV := build/checkov-venv/bin/checkov
+checkov: $(CHECKOV)
+
+$(CHECKOV): .ci/checkov.lock
+	rm -rf build/checkov-venv
+	$(PYTHON) -m venv build/checkov-venv
+	build/checkov-venv/bin/python -m pip install --quiet --no-deps -r .ci/checkov.lock
+	touch $@
 
 bench: install
 	$(BIN)/ml-assets bench pipeline
+
+# What deploy/gpu-smoke.sh needs on a bare GPU machine that reaches no package index: a week's
+# features from the lake (run `make demo` first) and the locked polars as wheels for its Python.
+gpu-smoke-bundle: install
+	$(BIN)/python -m ml_assets.bench.gpu_step --export build/gpu/week.parquet
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+	  --implementation cp --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+	  $$(grep -E '^polars(-runtime-32)?==' requirements.lock)
 
 # Re-resolve the dependency set from pyproject.toml into requirements.lock.
 lock:
@@ -50,7 +69,8 @@ lock:
 	$(PYTHON) -m venv build/lock-venv
 	build/lock-venv/bin/python -m pip install --quiet --upgrade pip
 	build/lock-venv/bin/python -m pip install --quiet -e ".[dev]"
-	build/lock-venv/bin/python -m pip freeze --exclude-editable > requirements.lock
+	# --all keeps setuptools (torch needs it at run time); pip itself is not pinned
+	build/lock-venv/bin/python -m pip freeze --all --exclude-editable | grep -v '^pip==' > requirements.lock
 	rm -rf build/lock-venv
 
 clean:

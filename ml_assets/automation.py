@@ -18,12 +18,13 @@ latest time window" of the daily partitions is 2013-12-31 and a cron would see n
 
 import dagster as dg
 
+from ml_assets.run_tags import AUTOMATION_RUN_TAGS
+
 AC = dg.AutomationCondition
 
 # Lineage-only dependencies that must not trigger anything: a new champion does not rescore the
 # past, and a new drift reference does not re-run every day's drift checks.
 NOT_TRIGGERS = dg.AssetSelection.assets("champion_promotion", "drift_reference")
-AUTOMATION_RUN_TAGS = {"ml_assets/trigger": "automation"}
 
 
 def ready(condition: dg.AutomationCondition) -> dg.AutomationCondition:

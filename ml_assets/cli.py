@@ -53,7 +53,21 @@ def main(argv: list[str] | None = None) -> int:
     rollback = commands.add_parser("rollback", help="move the champion back to the previous one")
     rollback.add_argument("--reason", required=True, help="why, recorded in the alias log")
 
+    exporter = commands.add_parser(
+        "metrics-exporter", help="serve the Dagster instance's runs and asset checks as Prometheus metrics"
+    )
+    exporter.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a pod)")
+    exporter.add_argument("--port", type=int, default=9464)
+    exporter.add_argument(
+        "--window-seconds", type=float, default=3600, help="runs that ended this long ago still count"
+    )
+
     args = parser.parse_args(argv)
+    if args.command == "metrics-exporter":
+        from ml_assets.observability.exporter import serve
+
+        serve(args.host, args.port, args.window_seconds)
+        return 0
     if args.command in ("promote", "rollback"):
         return move_champion(args)
     if args.command == "live-setup":

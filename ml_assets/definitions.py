@@ -12,7 +12,7 @@ from ml_assets.assets.training import training_assets
 from ml_assets.automation import automation_sensor, with_automation
 from ml_assets.freshness import partition_freshness, with_freshness
 from ml_assets.partitions import daily_partitions
-from ml_assets.resources import resources_for_env
+from ml_assets.resources import executor_for_env, resources_for_env
 from ml_assets.sensors import (
     check_failure_alerts,
     landing_zone_sensor,
@@ -70,3 +70,5 @@ defs = dg.Definitions(
     ],
     resources=resources_for_env(),
 ).map_asset_specs(func=lambda spec: with_automation(with_freshness(spec)))
+# The executor comes last, from every asset and check above (k8s: one pod per step, sized per step).
+defs = dg.Definitions.merge(defs, dg.Definitions(executor=executor_for_env(defs.resolve_asset_graph().assets_defs)))

@@ -7,8 +7,8 @@ from datetime import date
 
 import dagster as dg
 
-from ml_assets.runs import ensure_dagster_home, model_weeks, run_data_layers, run_weekly_models
-from ml_assets.settings import data_dir
+from ml_assets.runs import ensure_dagster_home, model_weeks, run_data_layers, run_ranges, run_weekly_models
+from ml_assets.settings import PARTITIONS_PER_RUN, data_dir
 
 
 def run_demo(start: date, end: date, weeks: int = 2) -> bool:
@@ -18,10 +18,12 @@ def run_demo(start: date, end: date, weeks: int = 2) -> bool:
 
     instance = dg.DagsterInstance.get()
     days = (end - start).days + 1
+    ranges = len(run_ranges(start, end, PARTITIONS_PER_RUN))
     print(f"Dagster instance: {home}")
     print(f"Data lake:        {data_dir() / 'lake'}")
     print(f"Materializing {len(data_assets)} assets (raw → processed → features) for {days} days, "
-          f"{start}..{end}: dimensions, then one run for the day range ...", flush=True)  # fmt: skip
+          f"{start}..{end}: dimensions, then {'one run' if ranges == 1 else f'{ranges} runs'} "
+          "for the day range ...", flush=True)  # fmt: skip
     began = time.perf_counter()
     results = run_data_layers(instance, start, end)
     print(summary(results))

@@ -1,12 +1,12 @@
-"""Running the jobs in-process: the data layers for a day range as one single-run backfill, and
-the weekly models for chosen weeks."""
+"""Running the jobs in-process: the data layers for a day range (one run, or runs of at most
+`ML_ASSETS_PARTITIONS_PER_RUN` days), and the weekly models for chosen weeks."""
 
 import os
 from datetime import date, timedelta
 
 import dagster as dg
 
-from ml_assets.settings import dagster_home
+from ml_assets.settings import PARTITIONS_PER_RUN, dagster_home
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -25,6 +25,19 @@ def ensure_dagster_home() -> str:
 
 def range_tags(start: date, end: date) -> dict[str, str]:
     return {RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()}
+
+
+def run_ranges(start: date, end: date, days_per_run: int | None) -> list[tuple[date, date]]:
+    """start..end cut into consecutive ranges of at most `days_per_run` days (None: one range),
+    oldest first: each run finds the days before it already materialized."""
+    if days_per_run is None:
+        return [(start, end)]
+    ranges, first = [], start
+    while first <= end:
+        last = min(first + timedelta(days=days_per_run - 1), end)
+        ranges.append((first, last))
+        first = last + timedelta(days=1)
+    return ranges
 
 
 def run_in_order(
@@ -55,13 +68,14 @@ def run_data_layers(
     end: date,
     resources: dict | None = None,
     log_level: str = "INFO",
+    days_per_run: int | None = PARTITIONS_PER_RUN,
 ) -> list[dg.ExecuteInProcessResult]:
-    """Run the `dimensions` job, then the `data_layers` job for start..end in one run;
-    stops after a failed run. `resources` overrides the environment's (the benchmark writes
-    to a scratch lake)."""
-    runs = [
-        ("dimensions", {"resources": resources}),
-        ("data_layers", {"resources": resources, "tags": range_tags(start, end)}),
+    """Run the `dimensions` job, then the `data_layers` job for start..end in one run (or in runs
+    of at most `days_per_run` days, oldest first); stops after a failed run. `resources`
+    overrides the environment's (the benchmark writes to a scratch lake)."""
+    runs = [("dimensions", {"resources": resources})] + [
+        ("data_layers", {"resources": resources, "tags": range_tags(first, last)})
+        for first, last in run_ranges(start, end, days_per_run)
     ]
     return run_in_order(instance, runs, log_level)
 

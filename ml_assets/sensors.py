@@ -15,6 +15,7 @@ from ml_assets.flights.contracts import DAILY_DATASETS
 from ml_assets.partitions import daily_partitions, weekly_partitions
 from ml_assets.resources.notifier import Notifier
 from ml_assets.resources.sources import DataSource, LandingZone
+from ml_assets.run_tags import LANDING_ZONE_RUN_TAGS, trigger_tags
 
 Files = dict[str, tuple[date, int, int]]  # path → (day, modification time in ns, size)
 
@@ -77,7 +78,7 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, source: DataSource)
     }
     requests = [
         # the run key also keeps Dagster from launching the same content twice
-        dg.RunRequest(partition_key=day, run_key=f"{day}@{digest[:16]}", tags={"ml_assets/trigger": "landing_zone"})
+        dg.RunRequest(partition_key=day, run_key=f"{day}@{digest[:16]}", tags=LANDING_ZONE_RUN_TAGS)
         for day, digest in new.items()
     ]
     seen = {path: [modified, size, hashes[path]] for path, (_, modified, size) in every_file.items()}
@@ -208,7 +209,7 @@ def retraining_sensor(context: dg.SensorEvaluationContext, notifier: Notifier):
     return dg.SensorResult(
         run_requests=[dg.RunRequest(
             partition_key=request.week, run_key=f"retrain:{request.week}",
-            tags={"ml_assets/trigger": "monitoring", "ml_assets/retrain_reason": request.reason},
+            tags={**trigger_tags("monitoring"), "ml_assets/retrain_reason": request.reason},
         )],  # fmt: skip
         cursor=new_cursor,
     )

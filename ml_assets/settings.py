@@ -15,6 +15,20 @@ PARTITIONS_END = os.environ.get("ML_ASSETS_END_DATE", "2014-01-01") or None
 OWNER = "team:ml-platform"
 
 
+def _partitions_per_run(text: str | None) -> int | None:
+    """ML_ASSETS_PARTITIONS_PER_RUN: the most daily partitions one run of the data layers covers.
+    Unset or empty: a range of any length is one run (a laptop's whole year); set it where memory
+    is bounded (a pod), since a run holds every day of its range at once."""
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"ML_ASSETS_PARTITIONS_PER_RUN={text!r}: expected a whole number of days >= 1")
+    return int(text)
+
+
+PARTITIONS_PER_RUN = _partitions_per_run(os.environ.get("ML_ASSETS_PARTITIONS_PER_RUN"))
+
+
 def data_dir() -> Path:
     """Where the local lake, landing zone and reports live."""
     return Path(os.environ.get("ML_ASSETS_DATA_DIR", PROJECT_ROOT / "data"))

@@ -5,12 +5,15 @@ from datetime import date, timedelta
 import dagster as dg
 
 from ml_assets.partitions import daily_partitions
-from ml_assets.settings import OWNER
+from ml_assets.settings import OWNER, PARTITIONS_PER_RUN
 
-# Each run over a day range materializes it in one run (one Delta commit per table).
+# A backfill materializes its day range in one run (one Delta commit per table), or in runs of at
+# most PARTITIONS_PER_RUN days when that is set, so a pod's memory does not grow with the range.
 DAILY = dict(
     partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    backfill_policy=(
+        dg.BackfillPolicy.multi_run(PARTITIONS_PER_RUN) if PARTITIONS_PER_RUN else dg.BackfillPolicy.single_run()
+    ),
     owners=[OWNER],
 )
 STATIC = dict(owners=[OWNER])

@@ -23,27 +23,17 @@ from ml_assets.resources.storage import DeltaStorage
 TRAINING_SETS = "training/training_sets"
 DEFAULT_WINDOW_WEEKS = 13
 
-# Training threads, and the CPUs each step pod asks for; a fixed count keeps LightGBM reproducible.
+# Training threads; the step pods ask for as many CPUs (ml_assets/k8s/step_pods.py). A fixed count
+# keeps LightGBM reproducible.
 TRAINING_THREADS = 2
 
-# Step pods (k8s_job_executor). The network goes to a GPU node. LightGBM stays on CPUs: its
-# OpenCL GPU trainer ran the same search 2.2x slower on an H200 than on 16 CPU threads, with the
-# same ROC AUC (`python -m ml_assets.bench.gpu`), so a GPU node would only be wasted on it.
-CPU_TRAINING_TAGS = {
+# The network's step pod goes to a GPU node (with the k8s_job_executor each step is its own pod).
+# LightGBM stays on CPU nodes: its OpenCL GPU trainer ran the same search 2.2x slower on an H200
+# than on 16 CPU threads, with the same ROC AUC (`python -m ml_assets.bench.gpu`), so a GPU node
+# would only be wasted on it.
+GPU_PLACEMENT_TAGS = {
     "dagster-k8s/config": {
-        "container_config": {
-            "resources": {"requests": {"cpu": str(TRAINING_THREADS), "memory": "8Gi"}, "limits": {"memory": "8Gi"}}
-        },
-    }
-}
-GPU_TRAINING_TAGS = {
-    "dagster-k8s/config": {
-        "container_config": {
-            "resources": {
-                "requests": {"cpu": str(TRAINING_THREADS), "memory": "16Gi"},
-                "limits": {"memory": "16Gi", "nvidia.com/gpu": "1"},
-            }
-        },
+        "container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}},
         "pod_spec_config": {
             "node_selector": {"nvidia.com/gpu.present": "true"},
             "tolerations": [
@@ -203,7 +193,6 @@ class LgbmTrainingConfig(dg.Config):
     deps=["training_set"],
     kinds={"lightgbm", "optuna", "mlflow"},
     code_version="1",
-    op_tags=CPU_TRAINING_TAGS,
     description=(
         "LightGBM with an Optuna search (pruned, on a time-ordered validation split), refitted on "
         "the week's training window; logged to MLflow, registered and set as `challenger`."
@@ -242,7 +231,8 @@ class TorchTrainingConfig(dg.Config):
     deps=["training_set"],
     kinds={"pytorch", "mlflow"},
     code_version="1",
-    op_tags=GPU_TRAINING_TAGS,
+    op_tags=GPU_PLACEMENT_TAGS,
+    pool="gpu",  # the instance's `gpu` pool: GPU steps queue instead of overcommitting the GPU nodes
     description=(
         "A tabular network (categorical embeddings, standardised numerics), seeded, early-stopped, "
         "on CUDA when present; logged to MLflow, registered and set as `challenger`."

@@ -53,6 +53,13 @@ class PromotionDecision:
     reason: str
 
 
+def _logged_model_id(model_uri: str) -> str | None:
+    """The logged model's id in a `models:/<model_id>` URI (what MLflow 3 logs). A tracking server
+    refuses to register such a source without it; a local store does not ask."""
+    rest = model_uri.removeprefix("models:/")
+    return rest if model_uri.startswith("models:/") and "/" not in rest else None
+
+
 def decide_promotion(
     challenger_metrics: dict[str, float],
     champion_metrics: dict[str, float] | None,
@@ -99,7 +106,7 @@ class ModelRegistry:
                 raise
             self.client.create_registered_model(self.model_name)
         version = self.client.create_model_version(
-            self.model_name, model_uri, run_id=run_id, tags=tags
+            self.model_name, model_uri, run_id=run_id, tags=tags, model_id=_logged_model_id(model_uri)
         )
         return str(version.version)
 

@@ -1,9 +1,9 @@
-"""Resources per environment, decided in one place from environment variables.
+"""Resources and executor per environment, decided in one place from environment variables.
 
 `ML_ASSETS_ENV` picks the column: `local` (default; a laptop, data and the SQLite MLflow store
-under the project's data folder) or `k8s` (object storage, a landing zone and the MLflow tracking
-server, given by environment variables set in the Helm values; no secret lives in code or values
-files).
+under the project's data folder, steps in subprocesses of the run) or `k8s` (object storage, a
+landing zone and the MLflow tracking server, given by environment variables set in the Helm
+values and deploy/; no secret lives in code or values files; one pod per step).
 """
 
 import os
@@ -45,8 +45,29 @@ RESOURCES_BY_ENV = {
 }
 
 
-def resources_for_env(env: str | None = None) -> dict:
+def _k8s_executor(definitions: list) -> dg.ExecutorDefinition:
+    from ml_assets.k8s.executor import step_pod_executor  # imports dagster_k8s: only on Kubernetes
+
+    return step_pod_executor(definitions)
+
+
+EXECUTOR_BY_ENV = {
+    "local": lambda definitions: None,  # Dagster's default: each step in a subprocess of the run
+    "k8s": _k8s_executor,  # one pod per step, sized per asset (ml_assets/k8s/step_pods.py)
+}
+
+
+def _env(env: str | None) -> str:
     env = env or os.environ.get("ML_ASSETS_ENV", "local")
     if env not in RESOURCES_BY_ENV:
         raise ValueError(f"ML_ASSETS_ENV={env!r}: expected one of {sorted(RESOURCES_BY_ENV)}")
-    return RESOURCES_BY_ENV[env]()
+    return env
+
+
+def resources_for_env(env: str | None = None) -> dict:
+    return RESOURCES_BY_ENV[_env(env)]()
+
+
+def executor_for_env(definitions: list, env: str | None = None) -> dg.ExecutorDefinition | None:
+    """The executor for the asset and check `definitions` of the code location (None: Dagster's)."""
+    return EXECUTOR_BY_ENV[_env(env)](definitions)
