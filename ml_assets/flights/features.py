@@ -37,6 +37,14 @@ FLIGHT_DAYS_BEFORE = HISTORY_DAYS + LABEL_LAG_DAYS
 WEATHER_DAYS_BEFORE = 1  # early departures have their prediction point on the previous day
 
 
+def holidays_around(start: date, end: date) -> list[date]:
+    """US federal holidays from the year before `start` to the year after `end` (the distance to
+    the nearest one looks across year ends)."""
+    import holidays
+
+    return sorted(holidays.US(years=range(start.year - 1, end.year + 2)))
+
+
 def build_flight_features(
     flights: pl.DataFrame,
     weather: pl.DataFrame,
