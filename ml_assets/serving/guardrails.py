@@ -20,8 +20,9 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
-NONE, SHADOW, CANARY = "none", "shadow", "canary"
-MODES = (NONE, SHADOW, CANARY)
+from ml_assets.models.rollouts import CANARY, NONE, SHADOW
+
+__all__ = ["CANARY", "NONE", "SHADOW"]  # the modes, re-exported for the service
 BUCKETS = 10_000  # hash buckets: percent is honoured to 0.01 points
 
 

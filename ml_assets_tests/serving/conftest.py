@@ -1,8 +1,10 @@
 """Fixtures of the serving tests: a real lake (the data layers materialized for a month), online
 stores on both backends (Redis: a key prefix per test, removed afterwards)."""
 
+import shutil
 import uuid
 from datetime import date, timedelta
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -63,3 +65,45 @@ def store(request, tmp_path):
     if isinstance(opened, RedisOnlineStore):
         opened.delete_everything()
     opened.close()
+
+
+MODEL_NAME = "flight_disruption"
+
+
+@pytest.fixture(scope="session")
+def registry_template(tmp_path_factory) -> Path:
+    """A local MLflow store (SQLite + file artifacts) with v1 (LightGBM, champion) and v2 (torch,
+    challenger), trained on synthetic features."""
+    from ml_assets.models.lgbm import LgbmSearchConfig, train_lgbm
+    from ml_assets.models.registry import ModelRegistry
+    from ml_assets.models.torch_tabular import TorchTrainConfig, train_torch_tabular
+    from ml_assets.models.tracking import log_training_run
+    from ml_assets_tests.models.conftest import synthetic_features
+
+    folder = tmp_path_factory.mktemp("registry")
+    tracking = f"sqlite:///{folder / 'mlflow.db'}"
+    features = synthetic_features(rows=3000, days=30)
+    registry = ModelRegistry(tracking, MODEL_NAME)
+    models = [
+        train_lgbm(features, LgbmSearchConfig(n_trials=1, max_boost_rounds=60)),
+        train_torch_tabular(features, TorchTrainConfig(max_epochs=2, num_threads=1)),
+    ]
+    for model in models:
+        logged = log_training_run(
+            model, tracking_uri=tracking, experiment_name=MODEL_NAME, sample_frame=features.head(5),
+            params={}, metrics={}, data_versions={}, tags={"model_kind": model.KIND},
+            artifact_location=(folder / "artifacts").as_uri(), client=registry.client,
+        )  # fmt: skip
+        registry.register_version(logged.model_uri, logged.run_id, tags={"model_kind": model.KIND})
+    registry.promote("1", "the first champion", moved_by="tests")
+    registry.set_challenger("2", "a challenger", moved_by="tests")
+    return folder
+
+
+@pytest.fixture
+def registry(registry_template, tmp_path):
+    """A copy of the template registry for one test (the artifacts stay shared, read only)."""
+    from ml_assets.models.registry import ModelRegistry
+
+    shutil.copy(registry_template / "mlflow.db", tmp_path / "mlflow.db")
+    return ModelRegistry(f"sqlite:///{tmp_path / 'mlflow.db'}", MODEL_NAME)
