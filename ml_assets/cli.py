@@ -28,6 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     pipeline.add_argument("--repeat", type=int, default=3)
     pipeline.add_argument("--json", help="also write the figures to this file")
 
+    serving = suites.add_parser("serving", help="the online service under load, against `mlflow models serve`")
+    serving.add_argument("--rates", default="100,300,1000", help="fixed request rates, per second")
+    serving.add_argument("--duration", type=float, default=10.0, help="seconds per load step")
+    serving.add_argument("--json", help="also write the figures to this file")
+
     quality = suites.add_parser("model-quality", help="models and baselines on the DESIGN protocol")
     quality.add_argument("--json", help="also write the figures to this file")
     quality.add_argument("--n-trials", type=int, default=30, help="LightGBM Optuna trials")
@@ -39,9 +44,35 @@ def main(argv: list[str] | None = None) -> int:
     rollback = commands.add_parser("rollback", help="move the champion back to the previous one")
     rollback.add_argument("--reason", required=True, help="why, recorded in the alias log")
 
+    serve = commands.add_parser("serve", help="the online prediction service (FastAPI on uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--warm-from-lake", action="store_true",
+                       help="first push the last materialized day's features and replay its events")  # fmt: skip
+    rollout = commands.add_parser("rollout", help="roll the challenger out in the service: shadow, canary, promote, abort")
+    rollout.add_argument("action", choices=["shadow", "canary", "promote", "abort", "status"])
+    rollout.add_argument("--percent", type=float, help="share of flights (canary: required; shadow: default 100)")
+    rollout.add_argument("--reason", help="why, recorded in the alias log (required but for status)")
+
     args = parser.parse_args(argv)
     if args.command in ("promote", "rollback"):
         return move_champion(args)
+    if args.command == "serve":
+        from ml_assets.serving.server import run_server
+
+        return run_server(args.host, args.port, args.warm_from_lake)
+    if args.command == "rollout":
+        from ml_assets.models.rollouts import rollout_command
+
+        return rollout_command(args.action, args.percent, args.reason)
+    if args.command == "bench" and args.suite == "serving":
+        from ml_assets.bench.serving import run as run_serving_bench
+
+        figures = run_serving_bench([float(r) for r in args.rates.split(",")], args.duration)
+        if args.json:
+            with open(args.json, "w") as out:
+                json.dump(figures, out, indent=2)
+        return 0
     if args.command == "demo":
         from ml_assets.demo import run_demo
 

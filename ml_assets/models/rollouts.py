@@ -123,3 +123,41 @@ def abort_rollout(registry, reason: str, by: str, started_at: str | None = None)
     champion = registry.version_for(CHAMPION) or current.champion_version
     registry.record(CHALLENGER, "rollout_abort", current.challenger_version, champion, reason, moved_by=by)
     return ended
+
+
+def rollout_command(action: str, percent: float | None, reason: str | None) -> int:
+    """`ml-assets rollout shadow|canary|promote|abort|status` on the environment's registry."""
+    import getpass
+    import sys
+
+    import dagster as dg
+    from mlflow.exceptions import MlflowException
+
+    from ml_assets.models.tracking import MlflowUnavailableError
+    from ml_assets.resources import resources_for_env
+
+    if action != "status" and not reason:
+        print(f"ml-assets rollout {action}: --reason is required (it goes into the alias log)", file=sys.stderr)
+        return 2
+    try:
+        with dg.build_resources({"mlflow": resources_for_env()["mlflow"]}) as resources:
+            registry = resources.mlflow.registry()
+        who = f"{getpass.getuser()} (ml-assets rollout {action})"
+        if action == "status":
+            print(json.dumps(asdict(current_rollout(registry)), indent=2))
+        elif action in (SHADOW, CANARY):
+            if percent is None and action == CANARY:
+                raise RolloutError("a canary needs --percent")
+            started = start_rollout(registry, action, 100.0 if percent is None else percent, reason, who)
+            print(f"{registry.model_name}: {started.mode} rollout of v{started.challenger_version} at "
+                  f"{started.percent:g} % against champion v{started.champion_version}")  # fmt: skip
+        elif action == "promote":
+            move = promote_rollout(registry, reason, who)
+            print(f"{registry.model_name}: champion v{move.from_version} -> v{move.to_version}; rollout ended")
+        else:
+            ended = abort_rollout(registry, reason, who)
+            print(f"{registry.model_name}: rollout of v{ended.challenger_version} aborted; all traffic on the champion")
+    except (RolloutError, CorruptModelArtifactError, MlflowUnavailableError, MlflowException, LookupError) as error:
+        print(f"ml-assets rollout {action}: refused: {error}", file=sys.stderr)
+        return 1
+    return 0

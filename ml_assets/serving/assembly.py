@@ -147,6 +147,7 @@ class FeatureAssembler:
                 "events_as_of": datetime.fromtimestamp(watermark, timezone.utc) if watermark is not None else None,
                 "realtime_complete": watermark is not None and watermark >= point.at - FEED_CADENCE.total_seconds(),
                 "realtime_lag_seconds": max(0.0, point.at - watermark) if watermark is not None else LOOKBACK.total_seconds(),
+                "events_received_at": status.last_received,  # wall clock, for the feature-age metric
             },
         )
 
@@ -204,12 +205,13 @@ def _catalog_problems(index: int, flight: FlightQuery, daily: dict, published: l
     problems = []
     if flight.carrier not in catalog["carriers"]:
         problems.append(Problem(index, "carrier", f"unknown carrier {flight.carrier!r}", "unknown_carrier"))
-    if flight.origin not in catalog["origins"]:
-        served = ", ".join(catalog["origins"])
-        problems.append(Problem(index, "origin", f"origin {flight.origin!r} is not served (served: {served})", "unknown_airport"))  # fmt: skip
+    served = flight.origin in catalog["origins"]
+    if not served:
+        message = f"origin {flight.origin!r} is not served (served: {', '.join(catalog['origins'])})"
+        problems.append(Problem(index, "origin", message, "unknown_airport"))
     if flight.dest not in catalog["airports"]:
         problems.append(Problem(index, "dest", f"unknown airport {flight.dest!r}", "unknown_airport"))
-    elif not (published and published[0] == flight.dest) and daily[distance_key(flight.origin, flight.dest)] is None:
+    elif served and not (published and published[0] == flight.dest) and daily[distance_key(flight.origin, flight.dest)] is None:
         message = f"unknown route {flight.origin}-{flight.dest}: no published schedule or recent flight gives its distance"
         problems.append(Problem(index, "dest", message, "unknown_route"))
     return problems

@@ -107,3 +107,52 @@ def registry(registry_template, tmp_path):
 
     shutil.copy(registry_template / "mlflow.db", tmp_path / "mlflow.db")
     return ModelRegistry(f"sqlite:///{tmp_path / 'mlflow.db'}", MODEL_NAME)
+
+
+@pytest.fixture(scope="session")
+def warm_store_file(real_lake, tmp_path_factory) -> Path:
+    """A SQLite online store warmed with the parity day (daily features and the events before)."""
+    from ml_assets.serving.sqlite_store import SqliteOnlineStore
+    from ml_assets.serving.warmup import warm_from_lake
+
+    path = tmp_path_factory.mktemp("warm_store") / "online_store.db"
+    store = SqliteOnlineStore(path)
+    warm_from_lake(real_lake, store, PARITY_DAY)
+    store.close()
+    return path
+
+
+@pytest.fixture
+def make_service(registry, warm_store_file, tmp_path):
+    """Builds services on the test's registry, each with its own copy of the warm store; stops them."""
+    from ml_assets.serving.guardrails import GuardrailLimits
+    from ml_assets.serving.service import ServingService, ServingSettings
+
+    built = []
+
+    def make(*, token=None, loader=None, store=None, limits=None, poll_interval_s=0.2, max_batch=1000, prediction_log=None):
+        data_dir = tmp_path / f"service{len(built)}"
+        (data_dir / "serving").mkdir(parents=True)
+        shutil.copy(warm_store_file, data_dir / "serving" / "online_store.db")
+        settings = ServingSettings(
+            data_dir=data_dir, store_url=None, tracking_uri=registry.tracking_uri, api_token=token,
+            max_batch=max_batch, poll_interval_s=poll_interval_s, guardrails=limits or GuardrailLimits(),
+        )  # fmt: skip
+        service = ServingService(settings, store=store, registry=registry, loader=loader, prediction_log=prediction_log)
+        built.append(service)
+        return service
+
+    yield make
+    for service in built:
+        service.stop()
+
+
+def flight_request(row: dict) -> dict:
+    """The request contract's six fields for a processed flight row."""
+    from ml_assets.serving.realtime import LOCAL
+
+    request = {
+        "carrier": row["carrier"], "flight": row["flight"], "origin": row["origin"], "dest": row["dest"],
+        "sched_dep": row["sched_dep_utc"].astimezone(LOCAL).isoformat(),
+    }  # fmt: skip
+    return request | ({"tailnum": row["tailnum"]} if row["tailnum"] else {})
