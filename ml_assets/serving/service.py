@@ -254,6 +254,8 @@ class ServingService:
 
     def _compare(self) -> None:
         while (job := self._comparisons.get()) is not None:
+            if self.deployment.routing.challenger is not job[1].challenger:
+                continue  # that rollout is over: nothing left to judge
             try:
                 call, routing = self._comparison(job)
             except Exception as error:  # a comparison must never stop the worker
@@ -262,8 +264,6 @@ class ServingService:
             if routing.rollout.started_at != self._judged:
                 self.guardrails.reset()
                 self._judged = routing.rollout.started_at
-            if self.deployment.routing.challenger is not routing.challenger:
-                continue  # that rollout is over: nothing left to judge
             breach = self.guardrails.record(call)
             if breach is not None:
                 self.deployment.abort(breach.reason, breach.figure)

@@ -71,22 +71,22 @@ MODEL_NAME = "flight_disruption"
 
 
 @pytest.fixture(scope="session")
-def registry_template(tmp_path_factory) -> Path:
+def registry_template(real_lake, tmp_path_factory) -> Path:
     """A local MLflow store (SQLite + file artifacts) with v1 (LightGBM, champion) and v2 (torch,
-    challenger), trained on synthetic features."""
+    challenger), quickly trained on the real features of the days before the parity day."""
+    from ml_assets.flights.feature_spec import FEATURES_TABLE
     from ml_assets.models.lgbm import LgbmSearchConfig, train_lgbm
     from ml_assets.models.registry import ModelRegistry
     from ml_assets.models.torch_tabular import TorchTrainConfig, train_torch_tabular
     from ml_assets.models.tracking import log_training_run
-    from ml_assets_tests.models.conftest import synthetic_features
 
     folder = tmp_path_factory.mktemp("registry")
     tracking = f"sqlite:///{folder / 'mlflow.db'}"
-    features = synthetic_features(rows=3000, days=30)
+    features = real_lake.scan(FEATURES_TABLE, end=PARITY_DAY - timedelta(days=1)).collect()
     registry = ModelRegistry(tracking, MODEL_NAME)
     models = [
         train_lgbm(features, LgbmSearchConfig(n_trials=1, max_boost_rounds=60)),
-        train_torch_tabular(features, TorchTrainConfig(max_epochs=2, num_threads=1)),
+        train_torch_tabular(features, TorchTrainConfig(max_epochs=3, num_threads=1)),
     ]
     for model in models:
         logged = log_training_run(
