@@ -8,6 +8,7 @@ bearer token. Bad input is a 4xx that names the field; an unreachable online sto
 
 
 import hmac
+import json
 import time
 from contextlib import asynccontextmanager
 from importlib.metadata import version as package_version
@@ -127,10 +128,11 @@ def create_app(service: ServingService | None = None, settings: ServingSettings 
     unavailable = {503: {"description": "no champion loaded, or the online store is unreachable"}}
 
     @app.post("/v1/predict", response_model=PredictResponse, tags=["predictions"], responses=unavailable)
-    async def predict(body: PredictRequest, request: Request) -> PredictResponse:
+    async def predict(body: PredictRequest, request: Request) -> Response:
         """Disruption risk of one or many flights by identity and schedule; the service adds every
         feature. Answered by the champion, or in a canary by the challenger for its share of flights."""
-        return service.predict(body.flights, body.return_features, request.headers.get("x-request-id"))
+        answer = service.predict(body.flights, body.return_features, request.headers.get("x-request-id"))
+        return Response(json.dumps(answer), media_type="application/json")
 
     @app.post(
         "/v1/events", response_model=EventsResponse, tags=["event feed"], dependencies=[Depends(authorized)],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 
@@ -26,6 +27,10 @@ def run_server(host: str, port: int, warm_from_lake: bool = False) -> int:
             print(f"  {done.events_expired} events were older than the state the store holds: remove it to warm "
                   "an earlier day", flush=True)  # fmt: skip
     service.start()
+    # What is loaded by now lives as long as the process: keep it out of the garbage collector's
+    # full passes, which otherwise pause requests for tens of milliseconds.
+    gc.collect()
+    gc.freeze()
     champion = service.deployment.routing.champion
     print(
         f"Serving {settings.model_name} "

@@ -40,7 +40,7 @@ from ml_assets.serving.inference_protocol import (
 from ml_assets.serving.metrics import ServingMetrics
 from ml_assets.serving.prediction_log import SPILL_FOLDER, PredictionLogWriter, open_prediction_log, utc_now_iso
 from ml_assets.serving.realtime import LOCAL
-from ml_assets.serving.schemas import EventsResponse, Freshness, Prediction, PredictResponse
+from ml_assets.serving.schemas import EventsResponse
 from ml_assets.serving.store import OnlineStoreError, open_store, store_url_from_env
 
 MODEL_NAME = "flight_disruption"
@@ -147,7 +147,9 @@ class ServingService:
             )
         return routing
 
-    def predict(self, flights: list, return_features: bool = False, request_id: str | None = None) -> PredictResponse:
+    def predict(self, flights: list, return_features: bool = False, request_id: str | None = None) -> dict:
+        """The PredictResponse as a JSON-ready dict (built directly: the hot path skips a model
+        validation per flight; the tests hold it to `schemas.PredictResponse`)."""
         began = time.perf_counter()
         request_id = request_id or uuid.uuid4().hex
         routing = self._routing()
@@ -164,11 +166,11 @@ class ServingService:
         scores, roles = self._score(routing, roles, categorical, numeric)
         versions = [routing.challenger.version if r == "challenger" else routing.champion.version for r in roles]
         predictions = [
-            Prediction(
-                flight_key=a.key, risk=float(s), model_version=v, role=r, prediction_time=a.prediction_time,
-                freshness=Freshness(**{k: a.freshness[k] for k in Freshness.model_fields}),
-                features=a.features if return_features else None,
-            )  # fmt: skip
+            {
+                "flight_key": a.key, "risk": float(s), "model_version": v, "role": r,
+                "prediction_time": _iso_z(a.prediction_time), "freshness": _freshness(a.freshness),
+                "features": a.features if return_features else None,
+            }  # fmt: skip
             for a, s, v, r in zip(assembled, scores, versions, roles)
         ]
         latency_ms = (time.perf_counter() - began) * 1000
@@ -183,7 +185,7 @@ class ServingService:
             rows = [i for i, k in enumerate(keys) if shadowed(k, SHADOW, routing.rollout.percent)]
             if rows:
                 self._queue_comparison(("shadow", routing, request_id, assembled, rows, categorical, numeric, scores))
-        return PredictResponse(request_id=request_id, model_name=self.settings.model_name, predictions=predictions)
+        return {"request_id": request_id, "model_name": self.settings.model_name, "predictions": predictions}
 
     def _score(self, routing: Routing, roles: list[str], categorical: list, numeric: np.ndarray):
         """Scores per row from the model each row is routed to; rows of a failing challenger fall
@@ -351,6 +353,22 @@ def _record(request_id, day, flight_key, prediction_time, version, role, score, 
         "prediction_time": prediction_time, "model_version": version, "role": role, "score": score,
         "latency_ms": latency_ms, "features": features,
     }  # fmt: skip
+
+
+def _iso_z(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _freshness(freshness: dict) -> dict:
+    """The response's `Freshness` of an assembled flight."""
+    as_of = freshness["events_as_of"]
+    return {
+        "daily_features_for": str(freshness["daily_features_for"]),
+        "daily_features_pushed_at": _iso_z(freshness["daily_features_pushed_at"]),
+        "events_as_of": _iso_z(as_of) if as_of is not None else None,
+        "realtime_complete": freshness["realtime_complete"],
+        "realtime_lag_seconds": freshness["realtime_lag_seconds"],
+    }
 
 
 def _nulls(values: list[float]) -> list[float | None]:

@@ -85,7 +85,7 @@ def registry_template(real_lake, tmp_path_factory) -> Path:
     features = real_lake.scan(FEATURES_TABLE, end=PARITY_DAY - timedelta(days=1)).collect()
     registry = ModelRegistry(tracking, MODEL_NAME)
     models = [
-        train_lgbm(features, LgbmSearchConfig(n_trials=1, max_boost_rounds=60)),
+        train_lgbm(features, LgbmSearchConfig(n_trials=1, max_boost_rounds=60, num_threads=1)),
         train_torch_tabular(features, TorchTrainConfig(max_epochs=3, num_threads=1)),
     ]
     for model in models:

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from ml_assets.flights.feature_spec import CONTEXT_COLUMNS, FEATURES, FEATURES_TABLE
 from ml_assets.models.scoring import load_scoring_model
 from ml_assets.serving.app import create_app
+from ml_assets.serving.schemas import PredictResponse
 from ml_assets_tests.serving.conftest import PARITY_DAY, flight_request
 
 CONTRACT_METRICS = [
@@ -46,6 +47,7 @@ def test_one_flight_gets_the_risk_the_model_gives_its_offline_row(client, parity
 
     assert response.status_code == 200, response.text
     answer = response.json()
+    assert PredictResponse.model_validate(answer).model_dump(mode="json") == answer  # the documented schema
     (prediction,) = answer["predictions"]
     row = offline.filter(pl.col("flight_id") == flight_id)
     expected = load_scoring_model(registry, "1").predict_proba(row)[0]
@@ -66,6 +68,7 @@ def test_a_batch_keeps_its_order_and_returns_the_offline_features(client, parity
 
     assert response.status_code == 200, response.text
     predictions = response.json()["predictions"]
+    PredictResponse.model_validate(response.json())
     assert [p["flight_key"] for p in predictions] == flight_ids and response.json()["request_id"] == "batch-1"
     by_id = {r["flight_id"]: r for r in offline.iter_rows(named=True)}
     for prediction in predictions:

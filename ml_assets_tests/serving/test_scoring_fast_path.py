@@ -28,7 +28,7 @@ def frames():
 def scoring_model(request, frames) -> ScoringModel:
     features, _ = frames
     if request.param == "lightgbm":
-        model = train_lgbm(features, LgbmSearchConfig(n_trials=1, max_boost_rounds=60))
+        model = train_lgbm(features, LgbmSearchConfig(n_trials=1, max_boost_rounds=60, num_threads=1))
     else:
         model = train_torch_tabular(features, TorchTrainConfig(max_epochs=2, num_threads=1))
     return ScoringModel("flight_disruption", "1", model.KIND, model)
