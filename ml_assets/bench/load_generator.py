@@ -137,8 +137,16 @@ def summarize(results: list[tuple[float, float, float, int, bytes]], rate: float
             "max": round(float(values.max()), 3), "mean": round(float(values.mean()), 3)
         }  # fmt: skip
 
+    first = min((r[0] for r in results), default=0.0)
+    by_second: dict[int, list[float]] = {}
+    for (due, *_), ms in zip(results, latency):
+        by_second.setdefault(int(due - first), []).append(ms)
+    timeline = [
+        {"second": second, "requests": len(v), "p99_ms": round(float(np.percentile(v, 99)), 3), "max_ms": round(max(v), 3)}
+        for second, v in sorted(by_second.items())
+    ]
     return {
-        "offered_rate": rate, "duration_s": duration, "requests": len(results), "ok": len(ok),
+        "offered_rate": rate, "duration_s": duration, "requests": len(results), "ok": len(ok), "timeline": timeline,
         "failed": len(results) - len(ok), "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "achieved_rate": round(len(ok) / span, 1) if span else 0.0,
         "latency_ms": percentiles(latency), "service_time_ms": percentiles(service),

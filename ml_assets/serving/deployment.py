@@ -81,9 +81,14 @@ class ModelDeployment:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Load the champion now, then poll in the background."""
+        """Import both learners' libraries (so a later swap imports nothing while serving), load
+        the champion, then poll in the background."""
         if self._thread:
             return
+        import lightgbm  # noqa: F401
+        import torch
+
+        torch.set_num_threads(1)  # one request at a time per process: no intra-op thread pool
         self.poll()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="registry-poller", daemon=True)
@@ -130,10 +135,6 @@ class ModelDeployment:
                 return loaded
         try:
             scorer = self.loader(self.registry, version)
-            if scorer.kind == "torch_tabular":
-                import torch
-
-                torch.set_num_threads(1)  # one request at a time per process: no thread pool
             warm_up(scorer)
         except Exception as error:
             self.last_error = f"{role} v{version}: {error}"

@@ -3,6 +3,7 @@ stores on both backends (Redis: a key prefix per test, removed afterwards)."""
 
 import shutil
 import uuid
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -156,3 +157,29 @@ def flight_request(row: dict) -> dict:
         "sched_dep": row["sched_dep_utc"].astimezone(LOCAL).isoformat(),
     }  # fmt: skip
     return request | ({"tailnum": row["tailnum"]} if row["tailnum"] else {})
+
+
+@contextmanager
+def served(app):
+    """The app on uvicorn in a thread on a free port of 127.0.0.1; yields its base URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
