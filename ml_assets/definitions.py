@@ -12,6 +12,7 @@ from ml_assets.assets.evaluation import evaluation_assets  # noqa: E402
 from ml_assets.assets.features import flight_features  # noqa: E402
 from ml_assets.assets.processed import processed_assets  # noqa: E402
 from ml_assets.assets.raw import raw_assets  # noqa: E402
+from ml_assets.assets.serving import serving_assets  # noqa: E402
 from ml_assets.assets.training import training_assets  # noqa: E402
 from ml_assets.freshness import partition_freshness, with_freshness  # noqa: E402
 from ml_assets.resources import resources_for_env  # noqa: E402
@@ -24,7 +25,7 @@ model_assets = [*training_assets, *evaluation_assets]
 freshness_checks, freshness_sensor = partition_freshness(daily_assets)
 
 defs = dg.Definitions(
-    assets=[*data_assets, *model_assets],
+    assets=[*data_assets, *model_assets, *serving_assets],
     asset_checks=freshness_checks,
     sensors=[freshness_sensor, landing_zone_sensor],
     jobs=[

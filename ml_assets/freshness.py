@@ -19,6 +19,7 @@ POLICY_BY_GROUP = {
     # weekly: models train at the start of a week, its evaluation follows once its labels are in
     "training": dg.FreshnessPolicy.time_window(fail_window=timedelta(days=8), warn_window=timedelta(days=7, hours=12)),
     "evaluation": dg.FreshnessPolicy.time_window(fail_window=timedelta(days=9), warn_window=timedelta(days=8, hours=12)),
+    "serving": dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=32), warn_window=timedelta(hours=27)),
 }  # fmt: skip
 STATIC_POLICY = dg.FreshnessPolicy.time_window(fail_window=timedelta(days=8), warn_window=timedelta(days=7))
 

@@ -11,6 +11,7 @@ import os
 import dagster as dg
 
 from ml_assets.resources.mlflow import MlflowTracking, local_mlflow
+from ml_assets.resources.online_store import OnlineStoreResource
 from ml_assets.resources.sources import DataSource, EmbeddedNycflights13, LandingZone
 from ml_assets.resources.storage import DeltaStorage
 from ml_assets.settings import data_dir
@@ -27,11 +28,13 @@ RESOURCES_BY_ENV = {
         "storage": DeltaStorage(base_uri=str(data_dir() / "lake")),
         "source": _local_source(),
         "mlflow": local_mlflow(),
+        "online_store": OnlineStoreResource(url=os.environ.get("ML_ASSETS_ONLINE_STORE") or None),
     },
     "k8s": lambda: {
         "storage": DeltaStorage(base_uri=dg.EnvVar("ML_ASSETS_LAKE_URI")),
         "source": LandingZone(root=dg.EnvVar("ML_ASSETS_LANDING_DIR")),  # a mounted volume
         "mlflow": MlflowTracking(tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI")),
+        "online_store": OnlineStoreResource(url=dg.EnvVar("ML_ASSETS_ONLINE_STORE")),
     },
 }
 
