@@ -1,11 +1,12 @@
 # ml_assets: `make demo` runs the pipeline on the embedded data, `make test` runs the tests,
-# `make dev` opens the Dagster UI. Each installs what is missing first.
+# `make dev` opens the Dagster UI, `make serve` starts the prediction service. Each installs what
+# is missing first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo dev test bench lock clean
+.PHONY: install demo dev serve test bench lock clean
 
 install: $(VENV)/.installed
 
@@ -23,6 +24,11 @@ demo: install
 dev: install
 	$(BIN)/python -c "from ml_assets.runs import ensure_dagster_home; ensure_dagster_home()"
 	$(BIN)/dagster dev -w workspace.yaml
+
+# The champion behind the online service on 127.0.0.1:8000, its store warmed from the lake's last
+# day (run `make demo` first). HOST/PORT override the address.
+serve: install
+	$(BIN)/ml-assets serve --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8000) --warm-from-lake
 
 test: install
 	$(BIN)/python -m pytest
