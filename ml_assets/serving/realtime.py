@@ -50,6 +50,11 @@ BANK = timedelta(minutes=SCHEDULE_BANK_MINUTES)
 TREND = timedelta(hours=TREND_HOURS)
 # how far before a prediction point the features look: a flight needs state from then on
 LOOKBACK = max(RECENT + ON_TIME_LIMIT, AIRCRAFT_LOOKBACK, TREND + WEATHER_MAX_AGE)
+# the same in seconds, for the per-request path
+RECENT_S, ON_TIME_LIMIT_S, BANK_S = RECENT.total_seconds(), ON_TIME_LIMIT.total_seconds(), BANK.total_seconds()
+TREND_S, WEATHER_MAX_AGE_S = TREND.total_seconds(), WEATHER_MAX_AGE.total_seconds()
+AIRCRAFT_LOOKBACK_S = AIRCRAFT_LOOKBACK.total_seconds()
+DEPARTURE_WINDOWS = {name: (by, window.total_seconds()) for name, (by, window) in RECENT_DEPARTURES.items()}
 
 
 def flight_key(carrier: str, flight: int, origin: str, local_date) -> str:
@@ -123,19 +128,16 @@ def schedule_range(point: FlightPoint) -> TimeRange:
 
 def _ranges(point: FlightPoint) -> list[TimeRange]:
     at, sched = point.at, point.sched
-    recent, limit, bank = RECENT.total_seconds(), ON_TIME_LIMIT.total_seconds(), BANK.total_seconds()
-    ranges = [
-        TimeRange(DEPARTURES, group_entity(by, point), at - window.total_seconds(), at)
-        for by, window in RECENT_DEPARTURES.values()
-    ]
+    recent, limit, bank = RECENT_S, ON_TIME_LIMIT_S, BANK_S
+    ranges = [TimeRange(DEPARTURES, group_entity(by, point), at - window, at) for by, window in DEPARTURE_WINDOWS.values()]
     ranges += [
         TimeRange(SCHEDULED, point.origin, min(at - recent - limit, sched - bank), max(at - limit, sched + bank)),
         TimeRange(ON_TIME, point.origin, at - recent - limit, at - limit),
         TimeRange(CANCELLED, point.origin, at - recent, at),
-        TimeRange(WEATHER, point.origin, at - (TREND + WEATHER_MAX_AGE).total_seconds(), at),
+        TimeRange(WEATHER, point.origin, at - TREND_S - WEATHER_MAX_AGE_S, at),
     ]
     if point.tailnum:
-        ranges.append(TimeRange(AIRCRAFT, point.tailnum, at - AIRCRAFT_LOOKBACK.total_seconds(), at))
+        ranges.append(TimeRange(AIRCRAFT, point.tailnum, at - AIRCRAFT_LOOKBACK_S, at))
     return ranges
 
 
@@ -167,11 +169,11 @@ class RealtimeView:
         (_, values, _), low, high = self._slice(series, entity, after, upto)
         return values[low:high]
 
-    def latest(self, series: str, entity: str, at: float, tolerance: timedelta) -> tuple | None:
-        """(time, value, payload) of the latest entry with at - tolerance <= time <= at."""
+    def latest(self, series: str, entity: str, at: float, tolerance_s: float) -> tuple | None:
+        """(time, value, payload) of the latest entry with at - tolerance_s <= time <= at."""
         times, values, payloads = self._entries.get((series, entity), ([], [], []))
         index = bisect_right(times, at) - 1
-        if index >= 0 and index >= bisect_left(times, at - tolerance.total_seconds()):
+        if index >= 0 and index >= bisect_left(times, at - tolerance_s):
             return times[index], values[index], payloads[index]
         return None
 
@@ -185,9 +187,9 @@ class RealtimeView:
         )
 
     def _weather(self, origin: str, at: float) -> dict:
-        latest = self.latest(WEATHER, origin, at, WEATHER_MAX_AGE)
+        latest = self.latest(WEATHER, origin, at, WEATHER_MAX_AGE_S)
         values = dict(zip(WEATHER_VALUES, latest[2])) if latest else {}
-        before = self.latest(WEATHER, origin, at - TREND.total_seconds(), WEATHER_MAX_AGE)
+        before = self.latest(WEATHER, origin, at - TREND_S, WEATHER_MAX_AGE_S)
         earlier = dict(zip(WEATHER_VALUES, before[2])) if before else {}
         features = {f"wx_{v}": values.get(v) for v in WEATHER_VALUES}
         features["wx_age_minutes"] = _minutes(at - latest[0]) if latest else None
@@ -198,14 +200,14 @@ class RealtimeView:
 
     def _departures(self, point: FlightPoint, at: float) -> dict:
         features = {}
-        for name, (by, window) in RECENT_DEPARTURES.items():
-            delays = self.values(DEPARTURES, group_entity(by, point), at - window.total_seconds(), at)
+        for name, (by, window) in DEPARTURE_WINDOWS.items():
+            delays = self.values(DEPARTURES, group_entity(by, point), at - window, at)
             features[f"{name}_departures"] = len(delays)
             features[f"{name}_mean_dep_delay"] = sum(delays) / len(delays) if delays else None
         return features
 
     def _origin_operations(self, point: FlightPoint, at: float) -> dict:
-        recent, limit, bank = RECENT.total_seconds(), ON_TIME_LIMIT.total_seconds(), BANK.total_seconds()
+        recent, limit, bank = RECENT_S, ON_TIME_LIMIT_S, BANK_S
         # flights due in (at - recent, at]: scheduled `limit` before, so known to be on time or late
         due = self.count(SCHEDULED, point.origin, at - recent - limit, at - limit)
         on_time = self.count(ON_TIME, point.origin, at - recent - limit, at - limit)
@@ -216,7 +218,7 @@ class RealtimeView:
         }
 
     def _aircraft(self, tailnum: str | None, at: float) -> dict:
-        previous = self.latest(AIRCRAFT, tailnum, at, AIRCRAFT_LOOKBACK) if tailnum else None
+        previous = self.latest(AIRCRAFT, tailnum, at, AIRCRAFT_LOOKBACK_S) if tailnum else None
         return {
             "aircraft_prev_dep_delay": previous[1] if previous else None,
             "aircraft_prev_dep_minutes_ago": _minutes(at - previous[0]) if previous else None,

@@ -239,12 +239,18 @@ class ServingService:
 
     def _observe(self, assembled, scores, versions, roles) -> None:
         now = time.time()
-        for a, s, v, r in zip(assembled, scores, versions, roles):
-            self.metrics.predictions.labels(model_version=v, role=r).inc()
+        counts: dict[tuple[str, str], int] = {}
+        for s, v, r in zip(scores, versions, roles):
+            counts[(v, r)] = counts.get((v, r), 0) + 1
             self.metrics.prediction_score.labels(role=r).observe(float(s))
-            self.metrics.feature_age.labels(kind="daily").observe(now - a.freshness["daily_features_pushed_at"].timestamp())
+        for (v, r), n in counts.items():
+            self.metrics.predictions.labels(model_version=v, role=r).inc(n)
+        daily = self.metrics.feature_age.labels(kind="daily")
+        realtime = self.metrics.feature_age.labels(kind="realtime")
+        for a in assembled:
+            daily.observe(now - a.freshness["daily_features_pushed_at"].timestamp())
             if a.freshness["events_received_at"] is not None:
-                self.metrics.feature_age.labels(kind="realtime").observe(now - a.freshness["events_received_at"])
+                realtime.observe(now - a.freshness["events_received_at"])
 
     # --- challenger comparisons, off the response path ---------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -43,6 +44,7 @@ class SqliteOnlineStore(OnlineStore):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._daily: tuple[float | None, dict] = (None, {})  # (daily_version, day → pushed at)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._connection().executescript(SCHEMA)
@@ -62,8 +64,6 @@ class SqliteOnlineStore(OnlineStore):
 
     def _run(self, operation):
         try:
-            if not self.path.parent.exists():
-                raise OnlineStoreError(f"online store {self.url}: its folder is gone")
             return operation(self._connection())
         except sqlite3.Error as error:
             raise OnlineStoreError(f"online store {self.url}: {error}") from error
@@ -82,6 +82,7 @@ class SqliteOnlineStore(OnlineStore):
                     "INSERT INTO daily_pushes (day, pushed_at, keys) VALUES (?, ?, ?)",
                     (str(day), pushed_at.isoformat(), len(rows)),
                 )
+                _set_meta(db, "daily_version", time.time_ns(), "set")  # readers re-read the pushes
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -135,18 +136,30 @@ class SqliteOnlineStore(OnlineStore):
         return self._run(write)
 
     def read_ranges(self, ranges: Sequence[TimeRange]) -> list[list[tuple[float, float | None, list | None]]]:
+        """One query per series (its entities, over the span of their ranges), split per range."""
+
         def read(db: sqlite3.Connection) -> list[list[tuple[float, float | None, list | None]]]:
-            query = (
-                "SELECT time, value, payload FROM entries WHERE series = ? AND entity = ? AND time BETWEEN ? AND ? "
-                "ORDER BY time, rowid"
-            )
-            found = []
-            for r in ranges:
-                rows = db.execute(query, (r.series, r.entity, r.start, r.end)).fetchall()
-                found.append([(t, v, json.loads(p) if p is not None else None) for t, v, p in rows])
+            found: list[list] = [[] for _ in ranges]
+            by_series: dict[str, list[int]] = {}
+            for i, r in enumerate(ranges):
+                by_series.setdefault(r.series, []).append(i)
+            for series, indices in by_series.items():
+                wanted: dict[str, list[int]] = {}
+                for i in indices:
+                    wanted.setdefault(ranges[i].entity, []).append(i)
+                start, end = min(ranges[i].start for i in indices), max(ranges[i].end for i in indices)
+                rows = db.execute(
+                    f"SELECT entity, time, value, payload FROM entries WHERE series = ? AND time BETWEEN ? AND ? "
+                    f"AND entity IN ({','.join('?' * len(wanted))}) ORDER BY entity, time, rowid",
+                    (series, start, end, *wanted),
+                ).fetchall()
+                for entity, time, value, payload in rows:
+                    for i in wanted[entity]:
+                        if ranges[i].start <= time <= ranges[i].end:
+                            found[i].append((time, value, json.loads(payload) if payload is not None else None))
             return found
 
-        return self._run(read)
+        return self._run(read) if ranges else []
 
     def expire(self, before: float) -> int:
         def delete(db: sqlite3.Connection) -> int:
@@ -169,15 +182,20 @@ class SqliteOnlineStore(OnlineStore):
     def status(self) -> StoreStatus:
         def read(db: sqlite3.Connection) -> StoreStatus:
             meta = _meta(db)
-            daily = {date.fromisoformat(d): p for d, p in db.execute("SELECT day, pushed_at FROM daily_pushes")}
+            version = meta.get("daily_version")
+            if version is None or version != self._daily[0]:  # pushed since: read the days again
+                pushes = {date.fromisoformat(d): p for d, p in db.execute("SELECT day, pushed_at FROM daily_pushes")}
+                self._daily = (version, dict(sorted(pushes.items())))
             return StoreStatus(
                 meta.get("watermark"), meta.get("coverage_start"), meta.get("expired_before"),
-                meta.get("last_received"), dict(sorted(daily.items())),
+                meta.get("last_received"), dict(self._daily[1]),
             )  # fmt: skip
 
         return self._run(read)
 
     def ping(self) -> None:
+        if not self.path.exists():
+            raise OnlineStoreError(f"online store {self.url}: the file is gone")
         self._run(lambda db: db.execute("SELECT count(*) FROM meta").fetchone())
 
     def close(self) -> None:

@@ -126,12 +126,12 @@ def test_an_unreachable_redis_is_an_online_store_error(redis_url):
         store.read_daily(DAY, ["calendar"])
 
 
-def test_a_sqlite_store_whose_folder_is_gone_is_an_online_store_error(tmp_path):
+def test_a_sqlite_store_whose_file_is_gone_is_not_ready(tmp_path):
     store = SqliteOnlineStore(tmp_path / "gone" / "store.db")
     store.ping()
     for path in (tmp_path / "gone").iterdir():
         os.remove(path)
     Path(tmp_path / "gone").rmdir()
 
-    with pytest.raises(OnlineStoreError, match="its folder is gone"):
+    with pytest.raises(OnlineStoreError, match="the file is gone"):
         store.ping()
