@@ -16,6 +16,8 @@ from ml_assets.serving.guardrails import GuardrailLimits, answering_role
 from ml_assets_tests.serving.conftest import PARITY_DAY, flight_request
 
 LIMITS = GuardrailLimits(window=100, min_calls=20, max_error_rate=0.05, max_p99_ms=50.0, max_score_shift=0.1)
+# for a sound challenger: latency judged loosely, as this shared machine has pauses of its own
+SOUND = GuardrailLimits(window=100, min_calls=20, max_error_rate=0.05, max_p99_ms=1000.0, max_score_shift=0.1)
 
 
 class Faulty:
@@ -63,7 +65,7 @@ def bodies(parity_flights) -> list[dict]:
 
 
 def test_a_canary_answers_its_share_of_flights_from_the_challenger(make_service, registry, bodies):
-    service = make_service(loader=loader({}), limits=LIMITS)
+    service = make_service(loader=loader({}), limits=SOUND)
     with TestClient(create_app(service)) as client:
         start_rollout(registry, CANARY, 30, "try v2", by="tests")
         wait_for(lambda: service.deployment.routing.mode == CANARY, what="the canary")
@@ -78,13 +80,13 @@ def test_a_canary_answers_its_share_of_flights_from_the_challenger(make_service,
     assert {p["model_version"] for p in predictions if p["role"] == "challenger"} == {"2"}
     assert 0.2 < roles.count("challenger") / len(roles) < 0.4
     # a sound challenger passes the guardrails (one call per request that routed a flight to it)
-    assert set(singles) == {200} and figures["calls"] >= LIMITS.min_calls
-    assert figures["error_rate"] == 0 and figures["score_shift"] < LIMITS.max_score_shift, figures
+    assert set(singles) == {200} and figures["calls"] >= SOUND.min_calls
+    assert figures["error_rate"] == 0 and figures["score_shift"] < SOUND.max_score_shift, figures
     assert service.deployment.routing.mode == CANARY
 
 
 def test_a_shadow_scores_the_challenger_off_the_response_path(make_service, registry, bodies):
-    service = make_service(loader=loader({}), limits=LIMITS)
+    service = make_service(loader=loader({}), limits=SOUND)
     with TestClient(create_app(service)) as client:
         start_rollout(registry, SHADOW, 100, "watch v2", by="tests")
         wait_for(lambda: service.deployment.routing.mode == SHADOW, what="the shadow")
@@ -108,8 +110,9 @@ def test_a_shadow_scores_the_challenger_off_the_response_path(make_service, regi
      (SHADOW, "slow", "p99_latency_ms")],  # fmt: skip
 )
 def test_a_bad_challenger_is_aborted_and_every_replica_follows(make_service, registry, bodies, mode, fault, figure):
-    replica = make_service(loader=loader({"2": fault}), limits=LIMITS)
-    other = make_service(loader=loader({"2": fault}), limits=LIMITS, poll_interval_s=0.5)
+    limits = LIMITS if fault == "slow" else SOUND  # the one judged figure, whatever pauses the machine has
+    replica = make_service(loader=loader({"2": fault}), limits=limits)
+    other = make_service(loader=loader({"2": fault}), limits=limits, poll_interval_s=0.5)
     other.start()
     with TestClient(create_app(replica)) as client:
         started = start_rollout(registry, mode, 50, f"try a {fault} v2", by="tests")
