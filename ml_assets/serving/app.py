@@ -138,14 +138,14 @@ def create_app(service: ServingService | None = None, settings: ServingSettings 
         "/v1/events", response_model=EventsResponse, tags=["event feed"], dependencies=[Depends(authorized)],
         responses={401: {"description": "missing or wrong bearer token"}, **unavailable},
     )  # fmt: skip
-    async def events(body: EventBatch) -> EventsResponse:
+    def events(body: EventBatch) -> EventsResponse:  # a worker thread: a big batch must not hold up predictions
         """The real-time feed: schedules, departures, cancellations and weather observations, in
         batches; an event id already applied is ignored."""
         return service.ingest(body.events)
 
     @app.get("/v1/status", tags=["management"], dependencies=[Depends(authorized)],
              responses={401: {"description": "missing or wrong bearer token"}})  # fmt: skip
-    async def status() -> dict:
+    def status() -> dict:
         """Loaded models, rollout, guardrail figures, online store, prediction log and registry."""
         return service.status()
 

@@ -14,7 +14,7 @@ import httpx
 from ml_assets.settings import PROJECT_ROOT
 from ml_assets_tests.serving.conftest import flight_request
 
-RATE, DURATION = 100, 14
+RATE, DURATION = 100, 10
 
 
 def free_port() -> int:
@@ -62,7 +62,7 @@ def test_three_champion_swaps_under_load_fail_no_request(registry, warm_store_fi
         )  # fmt: skip
         swaps, began = [], time.monotonic()
         for version in ("2", "1", "2"):
-            time.sleep(2.5)
+            time.sleep(2.0)
             registry.promote(version, f"hot swap to v{version} under load", moved_by="tests")
             at = time.monotonic() - began
             swaps.append((round(at, 1), round(wait_for(lambda v=version: champion_of(base) == v, 20, f"champion v{version}"), 2)))
