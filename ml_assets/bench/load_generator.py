@@ -106,7 +106,12 @@ async def generate(url: str, bodies: list[bytes], rate: float, duration: float, 
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(one(i, due)))
             i += 1
-        await asyncio.wait(tasks, timeout=timeout + 1) if tasks else None
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=timeout + 1)
+            for task in pending:  # never answered (or never sent: no free connection): failed
+                task.cancel()
+            now = time.perf_counter()
+            results += [(start + j / rate, now, now, 0, b"no answer in time") for j in range(len(tasks) - len(results))]
     else:
         counter = iter(range(10**9))
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from ml_assets.settings import PROJECT_ROOT, data_dir
 
 BATCH = 100
+_idle_urls: list[str] = []  # the servers' cheapest routes, checked before every step
 BATCH_CONNECTIONS = 4
 READY_TIMEOUT_S = 180
 
@@ -114,7 +115,26 @@ def _bodies(folder: Path, tracking_uri: str) -> dict[str, Path]:
     return paths
 
 
+def _wait_idle(url: str, limit_s: float = 60.0) -> None:
+    """Wait until the server answers its cheapest route within 50 ms: a server still working off
+    the previous step must not share the CPU with the next."""
+    import httpx
+
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        began = time.perf_counter()
+        try:
+            httpx.get(url, timeout=5)
+            if time.perf_counter() - began < 0.05:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+
+
 def _load(url: str, bodies: Path, rate: float, duration: float, connections: int, folder: Path) -> dict:
+    for server in _idle_urls:
+        _wait_idle(server)
     out = folder / f"load-{uuid.uuid4().hex[:8]}.json"
     command = [sys.executable, "-m", "ml_assets.bench.load_generator", "--url", url, "--bodies", str(bodies),
                "--rate", str(rate), "--duration", str(duration), "--connections", str(connections), "--out", str(out)]  # fmt: skip
@@ -168,6 +188,7 @@ def run(rates: list[float], duration: float = 10.0) -> dict:
             base = f"http://127.0.0.1:{port}"
             _wait_ready(base + ready_path, process, name)
             servers[name] = (process, base)
+            _idle_urls.append(base + ready_path)
             return base
 
         try:
@@ -209,6 +230,7 @@ def run(rates: list[float], duration: float = 10.0) -> dict:
                 print(f"  {name:<38}{result['predictions_per_s']:>10.0f}  (p99 {result['latency_ms'].get('p99', 0):.1f} ms, "
                       f"{result['failed']} failed)", flush=True)  # fmt: skip
         finally:
+            _idle_urls.clear()
             for process, _ in servers.values():
                 _stop(process)
             RedisOnlineStore(redis_url).delete_everything()
