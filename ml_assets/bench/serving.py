@@ -28,7 +28,7 @@ from pathlib import Path
 from ml_assets.settings import PROJECT_ROOT, data_dir
 
 BATCH = 100
-_idle_urls: list[str] = []  # the servers' cheapest routes, checked before every step
+_idle_probes: list[tuple[str, bytes]] = []  # (URL, body) of one real request per server, before every step
 BATCH_CONNECTIONS = 4
 READY_TIMEOUT_S = 180
 
@@ -115,26 +115,26 @@ def _bodies(folder: Path, tracking_uri: str) -> dict[str, Path]:
     return paths
 
 
-def _wait_idle(url: str, limit_s: float = 60.0) -> None:
-    """Wait until the server answers its cheapest route within 50 ms: a server still working off
-    the previous step must not share the CPU with the next."""
+def _wait_idle(url: str, body: bytes, limit_s: float = 90.0) -> None:
+    """Wait until the server answers one real request within 100 ms: a server still working off
+    the previous step's backlog must not share the CPU with the next step."""
     import httpx
 
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         began = time.perf_counter()
         try:
-            httpx.get(url, timeout=5)
-            if time.perf_counter() - began < 0.05:
+            httpx.post(url, content=body, headers={"Content-Type": "application/json"}, timeout=30)
+            if time.perf_counter() - began < 0.1:
                 return
         except httpx.HTTPError:
             pass
-        time.sleep(0.5)
+        time.sleep(1.0)
 
 
 def _load(url: str, bodies: Path, rate: float, duration: float, connections: int, folder: Path) -> dict:
-    for server in _idle_urls:
-        _wait_idle(server)
+    for server, body in _idle_probes:
+        _wait_idle(server, body)
     out = folder / f"load-{uuid.uuid4().hex[:8]}.json"
     command = [sys.executable, "-m", "ml_assets.bench.load_generator", "--url", url, "--bodies", str(bodies),
                "--rate", str(rate), "--duration", str(duration), "--connections", str(connections), "--out", str(out)]  # fmt: skip
@@ -188,33 +188,38 @@ def run(rates: list[float], duration: float = 10.0) -> dict:
             base = f"http://127.0.0.1:{port}"
             _wait_ready(base + ready_path, process, name)
             servers[name] = (process, base)
-            _idle_urls.append(base + ready_path)
             return base
+
+        mlflow_command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/flight_disruption/{version}",
+                          "--env-manager", "local", "-h", "127.0.0.1", "--workers", "1"]  # fmt: skip
+
+        def fresh_mlflow(path: Path) -> str:
+            """A new `mlflow models serve` per step: an overloaded one works off its backlog for long
+            after a step (its requests wait in a thread pool), which would weigh on the next."""
+            if "mlflow" in servers:
+                _stop(servers.pop("mlflow")[0])
+            base = start("mlflow", mlflow_command, base_env, "/ping")
+            _load(base + "/invocations", path, 20, 2, 16, scratch)  # warm up
+            return base + "/invocations"
 
         try:
             serve = [sys.executable, "-m", "ml_assets.cli", "serve", "--warm-from-lake"]
             ours = start("ml-assets serve (SQLite store)", serve, base_env, "/v2/health/ready")
-            mlflow = start(
-                "mlflow models serve",
-                [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/flight_disruption/{version}",
-                 "--env-manager", "local", "-h", "127.0.0.1", "--workers", "1"],
-                base_env, "/ping",
-            )  # fmt: skip
             ours_redis = start("ml-assets serve (Redis store)", serve, base_env | {"ML_ASSETS_ONLINE_STORE": redis_url},
                                "/v2/health/ready")  # fmt: skip
             targets = {
                 "predict, SQLite store": (ours + "/v1/predict", bodies["predict"]),
                 "predict, Redis store": (ours_redis + "/v1/predict", bodies["predict"]),
                 "feature vector, ml-assets v2 infer": (ours + "/v2/models/flight_disruption/infer", bodies["v2"]),
-                "feature vector, mlflow models serve": (mlflow + "/invocations", bodies["mlflow"]),
             }
-            for url, path in targets.values():  # warm every server up first
-                _load(url, path, 100, 2, 16, scratch)
+            for url, path in targets.values():  # warm our servers up; each step starts once they are idle
+                _idle_probes.append((url, path.read_text().split("\n", 1)[0].encode()))
+                _load(url, path, 50, 2, 16, scratch)
             print(f"\nOne request at a time per flight, {duration:g} s per step (latency from when each request "
                   f"was due, ms)\n  {'':<34}{'rate/s':>7}{'achieved':>10}{'p50':>9}{'p95':>9}{'p99':>9}{'failed':>8}")  # fmt: skip
             for rate in rates:
-                for name, (url, path) in targets.items():
-                    result = _load(url, path, rate, duration, 64, scratch)
+                for name, (url, path) in [*targets.items(), ("feature vector, mlflow models serve", (None, bodies["mlflow"]))]:
+                    result = _load(url or fresh_mlflow(path), path, rate, duration, 64, scratch)
                     figures["steps"].setdefault(name, {})[str(int(rate))] = result
                     print(_line(name, result), flush=True)
             print(f"\nBatches of {BATCH}, closed loop ({BATCH_CONNECTIONS} connections): predictions/s")
@@ -222,15 +227,16 @@ def run(rates: list[float], duration: float = 10.0) -> dict:
                 ("predict, SQLite store", ours + "/v1/predict", bodies["predict_batch"]),
                 ("predict, Redis store", ours_redis + "/v1/predict", bodies["predict_batch"]),
                 ("feature vectors, ml-assets v2 infer", ours + "/v2/models/flight_disruption/infer", bodies["v2_batch"]),
-                ("feature vectors, mlflow models serve", mlflow + "/invocations", bodies["mlflow_batch"]),
+                ("feature vectors, mlflow models serve", None, bodies["mlflow_batch"]),
             ):
-                result = _load(url, path, 0, duration, BATCH_CONNECTIONS, scratch)
+                result = _load(url or fresh_mlflow(path), path, 0, duration, BATCH_CONNECTIONS, scratch)
                 result["predictions_per_s"] = round(result["achieved_rate"] * BATCH, 1)
                 figures["batch"][name] = result
                 print(f"  {name:<38}{result['predictions_per_s']:>10.0f}  (p99 {result['latency_ms'].get('p99', 0):.1f} ms, "
                       f"{result['failed']} failed)", flush=True)  # fmt: skip
+            _stop(servers.pop("mlflow")[0])  # before it works off the last step's backlog on shared cores
         finally:
-            _idle_urls.clear()
+            _idle_probes.clear()
             for process, _ in servers.values():
                 _stop(process)
             RedisOnlineStore(redis_url).delete_everything()
