@@ -194,10 +194,9 @@ def run(rates: list[float], duration: float = 10.0) -> dict:
                           "--env-manager", "local", "-h", "127.0.0.1", "--workers", "1"]  # fmt: skip
 
         def fresh_mlflow(path: Path) -> str:
-            """A new `mlflow models serve` per step: an overloaded one works off its backlog for long
-            after a step (its requests wait in a thread pool), which would weigh on the next."""
-            if "mlflow" in servers:
-                _stop(servers.pop("mlflow")[0])
+            """A new `mlflow models serve` for each of its steps, stopped right after: an overloaded one
+            works off its backlog long after a step (its requests wait in a thread pool), which would
+            weigh on the next step."""
             base = start("mlflow", mlflow_command, base_env, "/ping")
             _load(base + "/invocations", path, 20, 2, 16, scratch)  # warm up
             return base + "/invocations"
@@ -220,6 +219,8 @@ def run(rates: list[float], duration: float = 10.0) -> dict:
             for rate in rates:
                 for name, (url, path) in [*targets.items(), ("feature vector, mlflow models serve", (None, bodies["mlflow"]))]:
                     result = _load(url or fresh_mlflow(path), path, rate, duration, 64, scratch)
+                    if url is None:  # stopped before it works off its backlog beside our next step
+                        _stop(servers.pop("mlflow")[0])
                     figures["steps"].setdefault(name, {})[str(int(rate))] = result
                     print(_line(name, result), flush=True)
             print(f"\nBatches of {BATCH}, closed loop ({BATCH_CONNECTIONS} connections): predictions/s")
@@ -230,11 +231,12 @@ def run(rates: list[float], duration: float = 10.0) -> dict:
                 ("feature vectors, mlflow models serve", None, bodies["mlflow_batch"]),
             ):
                 result = _load(url or fresh_mlflow(path), path, 0, duration, BATCH_CONNECTIONS, scratch)
+                if url is None:
+                    _stop(servers.pop("mlflow")[0])
                 result["predictions_per_s"] = round(result["achieved_rate"] * BATCH, 1)
                 figures["batch"][name] = result
                 print(f"  {name:<38}{result['predictions_per_s']:>10.0f}  (p99 {result['latency_ms'].get('p99', 0):.1f} ms, "
                       f"{result['failed']} failed)", flush=True)  # fmt: skip
-            _stop(servers.pop("mlflow")[0])  # before it works off the last step's backlog on shared cores
         finally:
             _idle_probes.clear()
             for process, _ in servers.values():
