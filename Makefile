@@ -1,11 +1,12 @@
 # ml_assets: `make demo` runs the pipeline on the embedded data, `make test` runs the tests,
-# `make dev` opens the Dagster UI. Each installs what is missing first.
+# `make dev` opens the Dagster UI, `make serve` starts the prediction service. Each installs what
+# is missing first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo dev live replay test bench lock clean checkov gpu-smoke-bundle
+.PHONY: install demo dev live replay serve test bench lock clean checkov gpu-smoke-bundle
 
 # The live loop runs on its own data folder, landing zone and Dagster instance.
 LIVE_DIR := $(CURDIR)/data/live
@@ -37,6 +38,11 @@ live: install
 # Feed the running `make live` one day of 2013 after another (REPLAY="--days 21 ...").
 replay: install
 	$(LIVE_ENV) $(BIN)/ml-assets replay $(REPLAY)
+
+# The champion behind the online service on 127.0.0.1:8000, its store warmed from the lake's last
+# day (run `make demo` first). HOST/PORT override the address.
+serve: install
+	$(BIN)/ml-assets serve --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8000) --warm-from-lake
 
 test: install checkov
 	$(BIN)/python -m pytest

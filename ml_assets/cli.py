@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--seconds-per-day", type=float, default=120.0, help="wait between two days")
     replay.add_argument("--shift", help="inject a shift, e.g. 'visib*0.3' or 'dep_delay+45,arr_delay+45' or 'schedule+180'")
     replay.add_argument("--shift-from", type=_date, help="first shifted day (default: the first day)")
+    replay.add_argument("--serve-url", help="also post each day's events to the online service there")
     replay.add_argument("--timeline", action="store_true", help="print what the running loop did with each day, then exit")
 
     bench = commands.add_parser("bench", help="benchmarks that print figures")
@@ -37,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     pipeline.add_argument("--end", type=_date, default=date(2013, 12, 31), help="inclusive")
     pipeline.add_argument("--repeat", type=int, default=3)
     pipeline.add_argument("--json", help="also write the figures to this file")
+
+    serving = suites.add_parser("serving", help="the online service under load, against `mlflow models serve`")
+    serving.add_argument("--rates", default="100,300,1000", help="fixed request rates, per second")
+    serving.add_argument("--duration", type=float, default=10.0, help="seconds per load step")
+    serving.add_argument("--json", help="also write the figures to this file")
 
     quality = suites.add_parser("model-quality", help="models and baselines on the DESIGN protocol")
     quality.add_argument("--json", help="also write the figures to this file")
@@ -61,6 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     exporter.add_argument(
         "--window-seconds", type=float, default=3600, help="runs that ended this long ago still count"
     )
+    serve = commands.add_parser("serve", help="the online prediction service (FastAPI on uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--warm-from-lake", action="store_true",
+                       help="first push the last materialized day's features and replay its events")  # fmt: skip
+    rollout = commands.add_parser("rollout", help="roll the challenger out in the service: shadow, canary, promote, abort")
+    rollout.add_argument("action", choices=["shadow", "canary", "promote", "abort", "status"])
+    rollout.add_argument("--percent", type=float, help="share of flights (canary: required; shadow: default 100)")
+    rollout.add_argument("--reason", help="why, recorded in the alias log (required but for status)")
 
     args = parser.parse_args(argv)
     if args.command == "metrics-exporter":
@@ -80,7 +95,23 @@ def main(argv: list[str] | None = None) -> int:
         if args.timeline:
             print(timeline())
             return 0
-        replay(args.start, args.days, args.seconds_per_day, args.shift, args.shift_from)
+        replay(args.start, args.days, args.seconds_per_day, args.shift, args.shift_from, args.serve_url)
+        return 0
+    if args.command == "serve":
+        from ml_assets.serving.server import run_server
+
+        return run_server(args.host, args.port, args.warm_from_lake)
+    if args.command == "rollout":
+        from ml_assets.models.rollouts import rollout_command
+
+        return rollout_command(args.action, args.percent, args.reason)
+    if args.command == "bench" and args.suite == "serving":
+        from ml_assets.bench.serving import run as run_serving_bench
+
+        figures = run_serving_bench([float(r) for r in args.rates.split(",")], args.duration)
+        if args.json:
+            with open(args.json, "w") as out:
+                json.dump(figures, out, indent=2)
         return 0
     if args.command == "demo":
         from ml_assets.demo import run_demo

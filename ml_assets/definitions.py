@@ -8,6 +8,7 @@ from ml_assets.assets.monitoring import monitoring_assets, monitoring_checks
 from ml_assets.assets.predictions import batch_predictions
 from ml_assets.assets.processed import processed_assets
 from ml_assets.assets.raw import raw_assets
+from ml_assets.assets.serving import serving_assets
 from ml_assets.assets.training import training_assets
 from ml_assets.automation import automation_sensor, with_automation
 from ml_assets.freshness import partition_freshness, with_freshness
@@ -28,7 +29,7 @@ loop_assets = [batch_predictions, *monitoring_assets]
 freshness_checks, freshness_sensor = partition_freshness(daily_assets)
 
 defs = dg.Definitions(
-    assets=[*data_assets, *model_assets, *loop_assets],
+    assets=[*data_assets, *model_assets, *loop_assets, *serving_assets],
     asset_checks=[*freshness_checks, *monitoring_checks],
     sensors=[
         freshness_sensor, landing_zone_sensor, automation_sensor,

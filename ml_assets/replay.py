@@ -104,19 +104,38 @@ def _write_atomically(frame, path: Path) -> None:
 def day_files(day: date, shifts: list) -> dict[str, object]:
     """The raw rows the feed delivers for `day` (embedded data, shifts applied), by dataset."""
     from ml_assets.flights.contracts import RAW_COLUMNS
+
+    return {dataset: frame.select(RAW_COLUMNS[dataset]) for dataset, frame in _delivered(day, shifts).items()}
+
+
+def _delivered(day: date, shifts: list) -> dict:
+    """The day's source rows with their provenance, shifts applied, by dataset."""
     from ml_assets.monitoring.shifts import apply_shifts
     from ml_assets.resources.sources import EmbeddedNycflights13
 
     source = EmbeddedNycflights13()
-    return {
-        dataset: apply_shifts(source.read_days(dataset, day, day).select(RAW_COLUMNS[dataset]), dataset, shifts)
-        for dataset in DAILY_DATASETS
+    return {dataset: apply_shifts(source.read_days(dataset, day, day), dataset, shifts) for dataset in DAILY_DATASETS}
+
+
+def post_day(serve_url: str, day: date, shifts: list) -> dict:
+    """The day's events (schedule, departures, cancellations, weather) to a running service, in
+    time order, from the same rows the landing zone gets, validated as the pipeline validates them."""
+    from ml_assets.flights.schemas import TABLES
+    from ml_assets.quality.validation import validate_rows
+    from ml_assets.serving.events import day_events, post_events
+
+    processed = {
+        dataset: validate_rows(raw, TABLES[dataset].schema, TABLES[dataset].key, TABLES[dataset].derive, keep=["date"]).clean
+        for dataset, raw in _delivered(day, shifts).items()
     }
+    return post_events(serve_url, day_events(processed["flights"], processed["weather"]), os.environ.get("ML_ASSETS_API_TOKEN"))
 
 
-def replay(start: date | None, days: int, seconds_per_day: float, shift_spec: str | None, shift_from: date | None) -> list[dict]:
+def replay(start: date | None, days: int, seconds_per_day: float, shift_spec: str | None, shift_from: date | None,
+           serve_url: str | None = None) -> list[dict]:  # fmt: skip
     """Drop each day's flights and weather into the landing zone, in order, `seconds_per_day`
-    apart; from `shift_from` on with the shifts applied. Returns what was dropped when."""
+    apart; from `shift_from` on with the shifts applied; with `serve_url`, also post the day's
+    events to the online service. Returns what was dropped when."""
     from ml_assets.monitoring.shifts import parse_shifts
 
     if start is None:
@@ -135,10 +154,12 @@ def replay(start: date | None, days: int, seconds_per_day: float, shift_spec: st
         for dataset, frame in files.items():
             (landing / dataset).mkdir(parents=True, exist_ok=True)
             _write_atomically(frame, landing / dataset / f"{day}.csv")
+        served = f"; {post_day(serve_url, day, active)['applied']} events applied by the service" if serve_url else ""
         landed = datetime.now(timezone.utc)
         dropped.append({"day": day, "landed": landed, "shifts": [str(s) for s in active]})
         print(f"{landed:%H:%M:%S} landed {day}: {files['flights'].height} flights, {files['weather'].height} "
-              f"weather rows{' shifted: ' + ', '.join(map(str, active)) if active else ''}", flush=True)  # fmt: skip
+              f"weather rows{' shifted: ' + ', '.join(map(str, active)) if active else ''}"
+              f"{served}", flush=True)  # fmt: skip
     return dropped
 
 

@@ -95,7 +95,8 @@ def test_steps_that_talk_to_mlflow_or_the_online_store_carry_the_labels_the_poli
         "lgbm_model", "torch_model", "model_evaluation", "champion_promotion",  # the registry
         "batch_predictions", "drift_reference", "flight_features_feature_drift", "batch_predictions_score_drift",
     }  # fmt: skip
-    assert not any(j["spec"]["template"]["metadata"]["labels"].get("ml-assets/online-store-client") for j in step_jobs.values())
+    store = {n for n, j in step_jobs.items() if j["spec"]["template"]["metadata"]["labels"].get("ml-assets/online-store-client")}
+    assert store == {"online_features", "served_predictions"}  # the daily push and the prediction log
 
 
 def test_the_run_pod_validates_and_runs_below_serving():

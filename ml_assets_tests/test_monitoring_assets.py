@@ -14,6 +14,7 @@ from ml_assets.definitions import defs
 from ml_assets.flights.feature_spec import FEATURES_TABLE, LABEL
 from ml_assets.models.registry import CHAMPION
 from ml_assets.monitoring.reference import REFERENCE_TABLE
+from ml_assets.resources.online_store import OnlineStoreResource
 from ml_assets.resources.sources import EmbeddedNycflights13
 from ml_assets_tests.training_runs import WEEK, local_tracking, run_week, synthetic_lake
 
@@ -46,7 +47,10 @@ def materialized(result) -> dict[str, dict]:
 class Loop:
     def __init__(self, folder):
         self.storage, self.mlflow = synthetic_lake(folder), local_tracking(folder)
-        self.resources = {"storage": self.storage, "mlflow": self.mlflow, "source": EmbeddedNycflights13()}
+        self.resources = {
+            "storage": self.storage, "mlflow": self.mlflow, "source": EmbeddedNycflights13(),
+            "online_store": OnlineStoreResource(url=None),  # required by the graph's serving assets, unused here
+        }  # fmt: skip
         features = self.storage.scan(FEATURES_TABLE).collect()
         shifted = features.filter(pl.col("date") == SHIFTED_DAY).with_columns(
             pl.col("wx_visib") * 0.1, pl.col("origin_recent_mean_dep_delay") + 90, pl.col("sched_hour") + 6

@@ -10,6 +10,7 @@ import pytest
 
 from ml_assets.definitions import defs
 from ml_assets.replay import day_files
+from ml_assets.resources.online_store import OnlineStoreResource
 from ml_assets.resources.sources import LandingZone
 from ml_assets.resources.storage import DeltaStorage
 from ml_assets.runs import range_tags, run_in_order
@@ -56,7 +57,10 @@ def replayed(tmp_path_factory):
     folder = tmp_path_factory.mktemp("replay")
     landing = write_landing_zone(folder / "landing", HISTORY[0], HISTORY[1])
     storage = DeltaStorage(base_uri=str(folder / "lake"))
-    resources = {"storage": storage, "source": LandingZone(root=str(landing)), "mlflow": local_tracking(folder)}
+    resources = {
+        "storage": storage, "source": LandingZone(root=str(landing)), "mlflow": local_tracking(folder),
+        "online_store": OnlineStoreResource(url=None),  # the serving assets' (no automation runs them here)
+    }  # fmt: skip
     ran_by_day = {}
     with pytest.MonkeyPatch.context() as patch, dg.instance_for_test() as instance:
         patch.setenv("ML_ASSETS_DATA_DIR", str(folder))

@@ -71,10 +71,9 @@ def refuse_short_deliveries(storage: DeltaStorage, first: date, last: date) -> N
     **DAILY,
 )
 def flight_features(context: dg.AssetExecutionContext, storage: DeltaStorage):
-    import holidays
     import polars as pl
 
-    from ml_assets.flights.features import build_flight_features
+    from ml_assets.flights.features import build_flight_features, holidays_around
 
     start, end = day_range(context)
     refuse_short_deliveries(storage, start - timedelta(days=FLIGHT_DAYS_BEFORE), end)
@@ -88,8 +87,7 @@ def flight_features(context: dg.AssetExecutionContext, storage: DeltaStorage):
         for table, (first, last) in inputs.items()
     )
     planes = storage.scan("processed/planes", version=versions["processed/planes"]).collect()
-    public_holidays = sorted(holidays.US(years=range(start.year - 1, end.year + 2)))
-    frame = build_flight_features(flights, weather, planes, public_holidays, start, end)
+    frame = build_flight_features(flights, weather, planes, holidays_around(start, end), start, end)
     version = storage.write_days(TABLE, frame, start, end)
 
     daily_rate = frame.group_by("date").agg(pl.col(LABEL).mean()).sort("date")

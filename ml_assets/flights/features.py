@@ -29,12 +29,20 @@ from ml_assets.flights.feature_spec import (
 WEATHER_VALUES = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip",
                   "pressure", "visib"]  # fmt: skip
 WEATHER_TREND_VALUES = ["temp", "pressure", "visib", "wind_speed"]
-WEATHER_MAX_AGE = "6h"  # an older observation is treated as missing
+WEATHER_MAX_AGE = timedelta(hours=6)  # an older observation is treated as missing
 TREND_HOURS = 3
 
 # How many days of each input one day of features needs, before the day itself.
 FLIGHT_DAYS_BEFORE = HISTORY_DAYS + LABEL_LAG_DAYS
 WEATHER_DAYS_BEFORE = 1  # early departures have their prediction point on the previous day
+
+
+def holidays_around(start: date, end: date) -> list[date]:
+    """US federal holidays from the year before `start` to the year after `end` (the distance to
+    the nearest one looks across year ends)."""
+    import holidays
+
+    return sorted(holidays.US(years=range(start.year - 1, end.year + 2)))
 
 
 def build_flight_features(
@@ -58,10 +66,10 @@ def build_flight_features(
         .sort("prediction_time_utc")
     )
     targets = _schedule_features(targets, holidays)
-    targets = _aircraft_features(targets, planes).sort("prediction_time_utc")
+    targets = aircraft_features(targets, planes).sort("prediction_time_utc")
     targets = _weather_features(targets, weather)
     targets = _operations_features(targets, flights)
-    targets = _history_features(targets, flights)
+    targets = history_features(targets, flights)
     targets = targets.with_columns(
         _disrupted(pl.col("arr_delay"), pl.col("cancelled"), pl.col("diverted")).alias(LABEL),
         label_arr_delay=pl.col("arr_delay"),
@@ -80,24 +88,29 @@ def _ratio(numerator: str, denominator: str) -> pl.Expr:
     return pl.when(pl.col(denominator) > 0).then(pl.col(numerator) / pl.col(denominator))
 
 
-def _schedule_features(targets: pl.DataFrame, holidays: list[date]) -> pl.DataFrame:
-    days = targets.select(pl.col("date").unique().sort())
+def calendar_features(days: pl.DataFrame, holidays: list[date]) -> pl.DataFrame:
+    """For a frame of days (`date`): month, weekday, is_holiday and days_to_holiday."""
     distance = pl.min_horizontal(
         [(pl.col("date") - pl.lit(h)).dt.total_days().abs() for h in holidays] or [pl.lit(None)]
     )
-    days = days.with_columns(
+    return days.with_columns(
         is_holiday=pl.col("date").is_in(holidays).cast(pl.Int8),
         days_to_holiday=distance.cast(pl.Int32),
-    )
-    return targets.join(days, on="date", how="left").with_columns(
         month=pl.col("date").dt.month().cast(pl.Int32),
         weekday=pl.col("date").dt.weekday().cast(pl.Int32),
+    )
+
+
+def _schedule_features(targets: pl.DataFrame, holidays: list[date]) -> pl.DataFrame:
+    days = calendar_features(targets.select(pl.col("date").unique().sort()), holidays)
+    return targets.join(days, on="date", how="left").with_columns(
         sched_hour=pl.col("hour"),
         sched_minute=pl.col("minute"),
     )
 
 
-def _aircraft_features(targets: pl.DataFrame, planes: pl.DataFrame) -> pl.DataFrame:
+def aircraft_features(targets: pl.DataFrame, planes: pl.DataFrame) -> pl.DataFrame:
+    """Age (in the year of the target's `date`), seats and engines of the target's `tailnum`."""
     aircraft = planes.select(
         "tailnum",
         plane_built=pl.col("year"),
@@ -162,7 +175,7 @@ RECENT_DEPARTURES = {
     "nyc_recent": ([], timedelta(hours=ONLINE_WINDOW_HOURS)),  # all departures in the data: the system
 }  # fmt: skip
 SCHEDULE_BANK_MINUTES = 30  # departures scheduled this close to the flight compete for the runway
-AIRCRAFT_LOOKBACK = "12h"  # the aircraft's previous departure counts if this recent
+AIRCRAFT_LOOKBACK = timedelta(hours=12)  # the aircraft's previous departure counts if this recent
 
 
 def _operations_features(targets: pl.DataFrame, flights: pl.DataFrame) -> pl.DataFrame:
@@ -230,9 +243,22 @@ def _aircraft_previous_departure(targets: pl.DataFrame, departures: pl.DataFrame
     return joined.with_columns(aircraft_prev_dep_minutes_ago=minutes_ago).drop("_previous_utc")
 
 
-def _history_features(targets: pl.DataFrame, flights: pl.DataFrame) -> pl.DataFrame:
+# Trailing disruption rates: name -> the columns of the group they are computed by.
+HISTORY_GROUPS = {
+    "route": ["origin", "dest"],
+    "carrier": ["carrier"],
+    "origin_hour": ["origin", "hour"],
+    "dest_hour": ["dest", "hour"],
+    "flight_number": ["carrier", "flight", "origin"],  # the same scheduled flight, day after day
+}
+
+
+def history_features(
+    targets: pl.DataFrame, flights: pl.DataFrame, groups: dict[str, list[str]] = HISTORY_GROUPS
+) -> pl.DataFrame:
     """Disruption rates over the HISTORY_DAYS complete days ending LABEL_LAG_DAYS + 1 days
-    before the flight's day, by route, carrier, origin-hour, destination-hour and flight number."""
+    before the target's `date`, by each of `groups` (`{name}_hist_flights` and
+    `{name}_hist_disruption_rate`; 0 and null for a group without history), in target order."""
     outcomes = flights.select(
         "date",
         "origin",
@@ -245,17 +271,11 @@ def _history_features(targets: pl.DataFrame, flights: pl.DataFrame) -> pl.DataFr
             pl.Int64
         ),
     )
-    targets = targets.with_columns(
+    targets = targets.with_row_index("_order").with_columns(
         history_end=pl.col("date") - pl.duration(days=LABEL_LAG_DAYS + 1)
     ).sort("history_end")
     window = timedelta(days=HISTORY_DAYS)
-    for name, keys in {
-        "route": ["origin", "dest"],
-        "carrier": ["carrier"],
-        "origin_hour": ["origin", "hour"],
-        "dest_hour": ["dest", "hour"],
-        "flight_number": ["carrier", "flight", "origin"],  # the same scheduled flight, day after day
-    }.items():
+    for name, keys in groups.items():
         events = outcomes.select(*keys, "_flights", "_disrupted", time="date")
         targets = _add_trailing_sums(targets, events, keys, "history_end", window)
         targets = targets.with_columns(
@@ -264,7 +284,7 @@ def _history_features(targets: pl.DataFrame, flights: pl.DataFrame) -> pl.DataFr
                 f"{name}_hist_disruption_rate": _ratio("_disrupted", "_flights"),
             }
         ).drop("_flights", "_disrupted")
-    return targets.drop("history_end").sort("prediction_time_utc")
+    return targets.sort("_order").drop("history_end", "_order")
 
 
 def _add_trailing_sums(

@@ -7,7 +7,9 @@ steps: a time-ordered train/validation split, a category vocabulary fitted on th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import polars as pl
@@ -97,6 +99,18 @@ class CategoryVocabulary:
             for column, known in self.categories.items()
         ]
         return np.column_stack([column.to_numpy() for column in columns]).astype(np.int64)
+
+    @cached_property
+    def _index(self) -> list[dict[str, int]]:
+        return [{value: i for i, value in enumerate(known)} for known in self.categories.values()]
+
+    def encode(self, rows: Sequence[Sequence[str | None]]) -> np.ndarray:
+        """`codes` for raw rows (one value per categorical column, in order) without a frame:
+        the service's per-request path."""
+        index = self._index
+        return np.array(
+            [[known.get(value, 0) for known, value in zip(index, row)] for row in rows], dtype=np.int64
+        ).reshape(len(rows), len(index))
 
     def cardinalities(self) -> list[int]:
         return [len(known) for known in self.categories.values()]

@@ -54,6 +54,12 @@ class LgbmModel:
         """Probability of disruption per row (1-D)."""
         return np.asarray(self.booster.predict(lightgbm_frame(frame, self.vocabulary)), dtype=np.float64)
 
+    def predict_encoded(self, codes: np.ndarray, numeric: np.ndarray) -> np.ndarray:
+        """The same probabilities from category codes and the numeric matrix (no frame): LightGBM
+        reads a pandas categorical as its codes, which are the vocabulary's."""
+        matrix = np.hstack([codes.astype(np.float64), numeric.astype(np.float64, copy=False)])
+        return np.asarray(self.booster.predict(matrix, num_threads=1), dtype=np.float64)
+
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.booster.save_model(str(directory / "booster.txt"))

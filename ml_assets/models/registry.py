@@ -239,3 +239,24 @@ class ModelRegistry:
             self.client.delete_registered_model_alias(self.model_name, alias)
         else:
             self.client.set_registered_model_alias(self.model_name, alias, previous)
+
+    def record(
+        self,
+        alias: str,
+        action: str,
+        from_version: str | None,
+        to_version: str,
+        reason: str,
+        moved_by: str | None = None,
+        dagster_run_id: str | None = None,
+    ) -> AliasMove:
+        """Append an entry to the alias log without moving an alias: traffic moved between the
+        versions of `from_version` and `to_version` (a rollout started or aborted)."""
+        entry = AliasMove(
+            alias, action, from_version, str(to_version), datetime.now(timezone.utc).isoformat(),
+            reason[:2000], dagster_run_id, moved_by,
+        )  # fmt: skip
+        self.client.set_registered_model_tag(
+            self.model_name, f"{ALIAS_LOG_PREFIX}{time.time_ns():020d}", json.dumps(asdict(entry))
+        )
+        return entry

@@ -9,6 +9,7 @@ scores polars frames (or, in the service, arrays) directly instead of through th
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,12 @@ class ScoringModel:
     def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
         """Probability of disruption per row of a `flight_features` frame (1-D float64)."""
         return np.asarray(self.model.predict_proba(frame), dtype=np.float64)
+
+    def predict_vectors(self, categorical: Sequence[Sequence[str | None]], numeric: np.ndarray) -> np.ndarray:
+        """The same probabilities without a frame (the online service's path): per row the raw
+        values of CATEGORICAL_FEATURES and a (rows, NUMERIC_FEATURES) float64 matrix, NaN = missing."""
+        codes = self.model.vocabulary.encode(categorical)
+        return np.asarray(self.model.predict_encoded(codes, numeric), dtype=np.float64)
 
 
 def load_scoring_model(registry, alias_or_version: str) -> ScoringModel:

@@ -94,10 +94,16 @@ class TorchTabularModel:
     def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
         import torch
 
-        codes, numeric = _tensors(frame, self.vocabulary, self.scaler, torch.device("cpu"))
+        return self.predict_encoded(self.vocabulary.codes(frame), numeric_matrix(frame))
+
+    def predict_encoded(self, codes: np.ndarray, numeric: np.ndarray) -> np.ndarray:
+        """Probabilities from category codes and the raw numeric matrix (NaN = missing)."""
+        import torch
+
         self.network.eval()
         with torch.no_grad():
-            return torch.sigmoid(self.network(codes, numeric)).numpy().astype(np.float64)
+            logits = self.network(torch.as_tensor(codes), torch.as_tensor(self.scaler.transform(numeric)))
+            return torch.sigmoid(logits).numpy().astype(np.float64)
 
     def save(self, directory: Path) -> None:
         import torch

@@ -12,6 +12,7 @@ import dagster as dg
 
 from ml_assets.resources.mlflow import MlflowTracking, local_mlflow
 from ml_assets.resources.notifier import Notifier
+from ml_assets.resources.online_store import OnlineStoreResource
 from ml_assets.resources.sources import DataSource, EmbeddedNycflights13, LandingZone
 from ml_assets.resources.storage import DeltaStorage
 from ml_assets.settings import data_dir
@@ -35,12 +36,14 @@ RESOURCES_BY_ENV = {
         "source": _local_source(),
         "mlflow": local_mlflow(),
         "notifier": _notifier(),
+        "online_store": OnlineStoreResource(url=os.environ.get("ML_ASSETS_ONLINE_STORE") or None),
     },
     "k8s": lambda: {
         "storage": DeltaStorage(base_uri=dg.EnvVar("ML_ASSETS_LAKE_URI")),
         "source": LandingZone(root=dg.EnvVar("ML_ASSETS_LANDING_DIR")),  # a mounted volume
         "mlflow": MlflowTracking(tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI")),
         "notifier": _notifier(),
+        "online_store": OnlineStoreResource(url=dg.EnvVar("ML_ASSETS_ONLINE_STORE")),
     },
 }
 

@@ -1,0 +1,230 @@
+"""Real-time state: events → time-ordered entries in the online store, and the weather and
+"operations right now" features computed from them at a flight's prediction point.
+
+Every definition is the offline one from `ml_assets.flights.features`: the same windows
+(RECENT_DEPARTURES, ONLINE_WINDOW_HOURS, SCHEDULE_BANK_MINUTES, AIRCRAFT_LOOKBACK,
+WEATHER_MAX_AGE, TREND_HOURS), the same on-time rule (left within DISRUPTION_DELAY_MINUTES of
+schedule, known that long after it), trailing windows that hold (at - window, at] as
+`_add_trailing_sums` does, and as-of lookups that still accept an entry exactly `tolerance` old,
+as polars' `join_asof` does. Offline these are computed over a table of the whole day; here they
+are kept up to date event by event, so the parity test holds the two to each other on a real day.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from ml_assets.flights.feature_spec import DISRUPTION_DELAY_MINUTES, ONLINE_WINDOW_HOURS
+from ml_assets.flights.features import (
+    AIRCRAFT_LOOKBACK,
+    RECENT_DEPARTURES,
+    SCHEDULE_BANK_MINUTES,
+    TREND_HOURS,
+    WEATHER_MAX_AGE,
+    WEATHER_TREND_VALUES,
+    WEATHER_VALUES,
+)
+from ml_assets.serving.schemas import CancellationEvent, DepartureEvent, ScheduleEvent, WeatherEvent
+from ml_assets.serving.store import AppendResult, Entry, OnlineStore, StoreEvent, TimeRange
+from ml_assets.settings import TIMEZONE
+
+LOCAL = ZoneInfo(TIMEZONE)  # flight dates, hours and minutes are local, as in the source
+# series (entity): what an entry holds, at which time
+DEPARTURES = "departures"  # (a RECENT_DEPARTURES group, `group_entity`): value dep_delay, at the actual departure
+SCHEDULED = "scheduled"  # (origin): nothing, at the scheduled departure
+ON_TIME = "on_time"  # (origin): nothing, at the scheduled departure of a flight that left on time
+CANCELLED = "cancelled"  # (origin): nothing, at the scheduled departure
+AIRCRAFT = "aircraft"  # (tailnum): value dep_delay, at the actual departure
+WEATHER = "weather"  # (origin): payload WEATHER_VALUES, at the observation hour
+FLIGHT = "flight"  # (flight key): payload [dest, distance, tailnum], the published schedule of one flight
+
+RETENTION = timedelta(hours=48)  # entries older than this behind the watermark expire
+EXPIRY_STEP = timedelta(hours=1)  # expire at most once per this much watermark progress
+ON_TIME_LIMIT = timedelta(minutes=DISRUPTION_DELAY_MINUTES)
+RECENT = timedelta(hours=ONLINE_WINDOW_HOURS)
+BANK = timedelta(minutes=SCHEDULE_BANK_MINUTES)
+TREND = timedelta(hours=TREND_HOURS)
+# how far before a prediction point the features look: a flight needs state from then on
+LOOKBACK = max(RECENT + ON_TIME_LIMIT, AIRCRAFT_LOOKBACK, TREND + WEATHER_MAX_AGE)
+# the same in seconds, for the per-request path
+RECENT_S, ON_TIME_LIMIT_S, BANK_S = RECENT.total_seconds(), ON_TIME_LIMIT.total_seconds(), BANK.total_seconds()
+TREND_S, WEATHER_MAX_AGE_S = TREND.total_seconds(), WEATHER_MAX_AGE.total_seconds()
+AIRCRAFT_LOOKBACK_S = AIRCRAFT_LOOKBACK.total_seconds()
+DEPARTURE_WINDOWS = {name: (by, window.total_seconds()) for name, (by, window) in RECENT_DEPARTURES.items()}
+
+
+def flight_key(carrier: str, flight: int, origin: str, local_date) -> str:
+    """The offline `flight_id`: local date/carrier+flight/origin."""
+    return f"{local_date}/{carrier}{flight}/{origin}"
+
+
+def group_entity(columns: list[str], flight) -> str:
+    """The entity of a RECENT_DEPARTURES group, e.g. `origin=JFK/carrier=AA`; `all` for every flight."""
+    return "/".join(f"{c}={getattr(flight, c)}" for c in columns) or "all"
+
+
+DEPARTURE_GROUPS = list({tuple(by): by for by, _ in RECENT_DEPARTURES.values()}.values())
+
+
+def store_event(event) -> StoreEvent:
+    """The entries one event adds to the real-time state."""
+    if isinstance(event, WeatherEvent):
+        at = event.observed_at.timestamp()
+        values = [getattr(event, v) for v in WEATHER_VALUES]
+        return StoreEvent(event.event_id, at, (Entry(WEATHER, event.origin, at, payload=values),), progress=True)
+    sched = event.sched_dep.timestamp()
+    if isinstance(event, ScheduleEvent):
+        key = flight_key(event.carrier, event.flight, event.origin, event.sched_dep.astimezone(LOCAL).date())
+        entries = (
+            Entry(SCHEDULED, event.origin, sched),
+            Entry(FLIGHT, key, sched, payload=[event.dest, event.distance, event.tailnum]),
+        )
+        return StoreEvent(event.event_id, sched, entries, progress=False)
+    if isinstance(event, CancellationEvent):
+        return StoreEvent(event.event_id, sched, (Entry(CANCELLED, event.origin, sched),), progress=False)
+    if isinstance(event, DepartureEvent):
+        actual = event.actual_dep.timestamp()
+        delay = event.dep_delay
+        entries = [Entry(DEPARTURES, group_entity(by, event), actual, delay) for by in DEPARTURE_GROUPS]
+        if event.tailnum:
+            entries.append(Entry(AIRCRAFT, event.tailnum, actual, delay))
+        if event.actual_dep <= event.sched_dep + ON_TIME_LIMIT:
+            entries.append(Entry(ON_TIME, event.origin, sched))
+        return StoreEvent(event.event_id, actual, tuple(entries), progress=True)
+    raise TypeError(f"not an event: {event!r}")
+
+
+def ingest(store: OnlineStore, events: Sequence, received_at: float) -> AppendResult:
+    """Apply events (at most once each) and expire state older than RETENTION behind the watermark."""
+    result = store.append([store_event(e) for e in events], received_at)
+    status = store.status()
+    if status.watermark is not None:
+        cutoff = status.watermark - RETENTION.total_seconds()
+        if status.expired_before is None or cutoff >= status.expired_before + EXPIRY_STEP.total_seconds():
+            store.expire(cutoff)
+    return result
+
+
+@dataclass(frozen=True)
+class FlightPoint:
+    """What a flight's real-time features depend on; times in epoch seconds."""
+
+    key: str
+    carrier: str
+    origin: str
+    dest: str
+    tailnum: str | None
+    sched: float
+    at: float  # the prediction point
+
+
+def schedule_range(point: FlightPoint) -> TimeRange:
+    return TimeRange(FLIGHT, point.key, point.sched, point.sched)
+
+
+def _ranges(point: FlightPoint) -> list[TimeRange]:
+    at, sched = point.at, point.sched
+    recent, limit, bank = RECENT_S, ON_TIME_LIMIT_S, BANK_S
+    ranges = [TimeRange(DEPARTURES, group_entity(by, point), at - window, at) for by, window in DEPARTURE_WINDOWS.values()]
+    ranges += [
+        TimeRange(SCHEDULED, point.origin, min(at - recent - limit, sched - bank), max(at - limit, sched + bank)),
+        TimeRange(ON_TIME, point.origin, at - recent - limit, at - limit),
+        TimeRange(CANCELLED, point.origin, at - recent, at),
+        TimeRange(WEATHER, point.origin, at - TREND_S - WEATHER_MAX_AGE_S, at),
+    ]
+    if point.tailnum:
+        ranges.append(TimeRange(AIRCRAFT, point.tailnum, at - AIRCRAFT_LOOKBACK_S, at))
+    return ranges
+
+
+class RealtimeView:
+    """The entries a batch of flights needs, read in one go (one range per series and entity
+    covering every flight), then sliced per flight."""
+
+    def __init__(self, store: OnlineStore, points: Sequence[FlightPoint]):
+        merged: dict[tuple[str, str], list[float]] = {}
+        for point in points:
+            for r in _ranges(point):
+                bounds = merged.setdefault((r.series, r.entity), [r.start, r.end])
+                bounds[0], bounds[1] = min(bounds[0], r.start), max(bounds[1], r.end)
+        ranges = [TimeRange(series, entity, start, end) for (series, entity), (start, end) in merged.items()]
+        self._entries: dict[tuple[str, str], tuple[list, list, list]] = {}
+        for r, found in zip(ranges, store.read_ranges(ranges)):
+            self._entries[(r.series, r.entity)] = tuple(map(list, zip(*found))) if found else ([], [], [])
+
+    def _slice(self, series: str, entity: str, after: float, upto: float) -> tuple[tuple, int, int]:
+        """The entries and the index range of those with after < time <= upto."""
+        entries = self._entries.get((series, entity), ([], [], []))
+        return entries, bisect_right(entries[0], after), bisect_right(entries[0], upto)
+
+    def count(self, series: str, entity: str, after: float, upto: float) -> int:
+        _, low, high = self._slice(series, entity, after, upto)
+        return high - low
+
+    def values(self, series: str, entity: str, after: float, upto: float) -> list[float]:
+        (_, values, _), low, high = self._slice(series, entity, after, upto)
+        return values[low:high]
+
+    def latest(self, series: str, entity: str, at: float, tolerance_s: float) -> tuple | None:
+        """(time, value, payload) of the latest entry with at - tolerance_s <= time <= at."""
+        times, values, payloads = self._entries.get((series, entity), ([], [], []))
+        index = bisect_right(times, at) - 1
+        if index >= 0 and index >= bisect_left(times, at - tolerance_s):
+            return times[index], values[index], payloads[index]
+        return None
+
+    def features(self, point: FlightPoint) -> dict:
+        at = point.at
+        return (
+            self._weather(point.origin, at)
+            | self._departures(point, at)
+            | self._origin_operations(point, at)
+            | self._aircraft(point.tailnum, at)
+        )
+
+    def _weather(self, origin: str, at: float) -> dict:
+        latest = self.latest(WEATHER, origin, at, WEATHER_MAX_AGE_S)
+        values = dict(zip(WEATHER_VALUES, latest[2])) if latest else {}
+        before = self.latest(WEATHER, origin, at - TREND_S, WEATHER_MAX_AGE_S)
+        earlier = dict(zip(WEATHER_VALUES, before[2])) if before else {}
+        features = {f"wx_{v}": values.get(v) for v in WEATHER_VALUES}
+        features["wx_age_minutes"] = _minutes(at - latest[0]) if latest else None
+        for v in WEATHER_TREND_VALUES:
+            now, then = values.get(v), earlier.get(v)
+            features[f"wx_{v}_delta_{TREND_HOURS}h"] = now - then if now is not None and then is not None else None
+        return features
+
+    def _departures(self, point: FlightPoint, at: float) -> dict:
+        features = {}
+        for name, (by, window) in DEPARTURE_WINDOWS.items():
+            delays = self.values(DEPARTURES, group_entity(by, point), at - window, at)
+            features[f"{name}_departures"] = len(delays)
+            features[f"{name}_mean_dep_delay"] = sum(delays) / len(delays) if delays else None
+        return features
+
+    def _origin_operations(self, point: FlightPoint, at: float) -> dict:
+        recent, limit, bank = RECENT_S, ON_TIME_LIMIT_S, BANK_S
+        # flights due in (at - recent, at]: scheduled `limit` before, so known to be on time or late
+        due = self.count(SCHEDULED, point.origin, at - recent - limit, at - limit)
+        on_time = self.count(ON_TIME, point.origin, at - recent - limit, at - limit)
+        return {
+            "origin_recent_late_share": (due - on_time) / due if due > 0 else None,
+            "origin_recent_cancelled": self.count(CANCELLED, point.origin, at - recent, at),
+            "origin_scheduled_nearby": self.count(SCHEDULED, point.origin, point.sched - bank, point.sched + bank),
+        }
+
+    def _aircraft(self, tailnum: str | None, at: float) -> dict:
+        previous = self.latest(AIRCRAFT, tailnum, at, AIRCRAFT_LOOKBACK_S) if tailnum else None
+        return {
+            "aircraft_prev_dep_delay": previous[1] if previous else None,
+            "aircraft_prev_dep_minutes_ago": _minutes(at - previous[0]) if previous else None,
+        }
+
+
+def _minutes(seconds: float) -> int:
+    """Whole minutes, truncated like polars' `Duration.total_minutes`."""
+    return int(seconds // 60)

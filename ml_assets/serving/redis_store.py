@@ -1,0 +1,212 @@
+"""The online store in Redis (`ML_ASSETS_ONLINE_STORE=redis://host:port/db[?prefix=...]`).
+
+Layout under the key prefix (default `ml_assets:`):
+- `e:{series}:{entity}`: a sorted set per entity, scored by time, members
+  `{event id}\\x1f{value}\\x1f{payload}` (empty for none);
+- `applied`: applied event ids scored by time (the at-most-once guard); `series`: the entry keys;
+- `daily:{day}`: a hash key → row; `daily_pushes`: day → when pushed; `meta`: watermark and
+  coverage.
+A batch of events is applied by one Lua script, so it is atomic and skips known event ids; reads
+are one pipelined round trip. Short socket timeouts make an unreachable Redis an error fast.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ml_assets.serving.sqlite_store import DAILY_RETENTION_DAYS
+from ml_assets.serving.store import (
+    AppendResult,
+    OnlineStore,
+    OnlineStoreError,
+    StoreEvent,
+    StoreStatus,
+    TimeRange,
+)
+
+DEFAULT_PREFIX = "ml_assets:"
+SEPARATOR = "\x1f"
+SOCKET_TIMEOUT_S = 1.0
+
+# KEYS: applied, series, meta. ARGV: received_at, then per event: id, time, progress (0/1), entry
+# count, and per entry: key, time, member. Returns {applied, duplicates, expired}.
+APPEND_SCRIPT = """
+local cutoff = tonumber(redis.call('HGET', KEYS[3], 'expired_before')) or -math.huge
+local applied, duplicates, expired = 0, 0, 0
+local low, high = nil, nil
+local i = 2
+while i <= #ARGV do
+  local id, t, progress, n = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], tonumber(ARGV[i + 3])
+  i = i + 4
+  if t < cutoff then
+    expired = expired + 1
+  elseif redis.call('ZADD', KEYS[1], 'NX', t, id) == 0 then
+    duplicates = duplicates + 1
+    if progress == '1' then low = math.min(low or t, t); high = math.max(high or t, t) end
+  else
+    applied = applied + 1
+    if progress == '1' then low = math.min(low or t, t); high = math.max(high or t, t) end
+    for j = 0, n - 1 do
+      local k = i + 3 * j
+      redis.call('ZADD', ARGV[k], ARGV[k + 1], ARGV[k + 2])
+      redis.call('SADD', KEYS[2], ARGV[k])
+    end
+  end
+  i = i + 3 * n
+end
+if high then
+  local w = tonumber(redis.call('HGET', KEYS[3], 'watermark')) or -math.huge
+  if high > w then redis.call('HSET', KEYS[3], 'watermark', string.format('%.6f', high)) end
+  local c = tonumber(redis.call('HGET', KEYS[3], 'coverage_start')) or math.huge
+  if low < c then redis.call('HSET', KEYS[3], 'coverage_start', string.format('%.6f', low)) end
+end
+redis.call('HSET', KEYS[3], 'last_received', ARGV[1])
+return {applied, duplicates, expired}
+"""
+
+
+class RedisOnlineStore(OnlineStore):
+    def __init__(self, url: str):
+        import redis
+
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query))
+        self.prefix = query.pop("prefix", DEFAULT_PREFIX)
+        address = urlunsplit(parts._replace(query=urlencode(query)))
+        host = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+        self.url = urlunsplit(parts._replace(netloc=host, query=""))  # no credentials in messages
+        self.client = redis.Redis.from_url(
+            address,
+            decode_responses=True,
+            socket_timeout=SOCKET_TIMEOUT_S,
+            socket_connect_timeout=SOCKET_TIMEOUT_S,
+            health_check_interval=10,
+        )
+        self._append = self.client.register_script(APPEND_SCRIPT)
+
+    def _key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    def _run(self, operation):
+        import redis
+
+        try:
+            return operation()
+        except redis.RedisError as error:
+            raise OnlineStoreError(f"online store {self.url}: {error}") from error
+
+    def write_daily(self, day: date, rows: dict[str, dict], pushed_at: datetime) -> None:
+        def write() -> None:
+            staging = self._key("daily_staging", str(day))
+            pipe = self.client.pipeline(transaction=False)
+            pipe.delete(staging)
+            items = {key: json.dumps(values) for key, values in rows.items()}
+            keys = list(items)
+            for start in range(0, len(keys), 2000):
+                pipe.hset(staging, mapping={k: items[k] for k in keys[start : start + 2000]})
+            pipe.execute()
+            transaction = self.client.pipeline(transaction=True)
+            if items:
+                transaction.rename(staging, self._key("daily", str(day)))  # atomic swap
+            else:
+                transaction.delete(self._key("daily", str(day)))
+            transaction.hset(self._key("daily_pushes"), str(day), json.dumps({"pushed_at": pushed_at.isoformat(), "keys": len(items)}))
+            for old in self._old_days(day):
+                transaction.delete(self._key("daily", old))
+                transaction.hdel(self._key("daily_pushes"), old)
+            transaction.execute()
+
+        self._run(write)
+
+    def _old_days(self, day: date) -> list[str]:
+        oldest = day - timedelta(days=DAILY_RETENTION_DAYS)
+        return [d for d in self.client.hkeys(self._key("daily_pushes")) if date.fromisoformat(d) < oldest]
+
+    def read_daily(self, day: date, keys: Sequence[str]) -> list[dict | None]:
+        if not keys:
+            return []
+        values = self._run(lambda: self.client.hmget(self._key("daily", str(day)), list(keys)))
+        return [json.loads(value) if value is not None else None for value in values]
+
+    def append(self, events: Sequence[StoreEvent], received_at: float) -> AppendResult:
+        arguments: list = [repr(received_at)]
+        for event in events:
+            arguments += [event.event_id, repr(event.time), "1" if event.progress else "0", len(event.entries)]
+            for entry in event.entries:
+                value = "" if entry.value is None else repr(entry.value)
+                payload = "" if entry.payload is None else json.dumps(entry.payload)
+                member = SEPARATOR.join((event.event_id, value, payload))
+                arguments += [self._key("e", entry.series, entry.entity), repr(entry.time), member]
+        keys = [self._key("applied"), self._key("series"), self._key("meta")]
+        applied, duplicates, expired = self._run(lambda: self._append(keys=keys, args=arguments))
+        return AppendResult(applied, duplicates, expired)
+
+    def read_ranges(self, ranges: Sequence[TimeRange]) -> list[list[tuple[float, float | None, list | None]]]:
+        def read():
+            pipe = self.client.pipeline(transaction=False)
+            for r in ranges:
+                pipe.zrangebyscore(self._key("e", r.series, r.entity), r.start, r.end, withscores=True)
+            return pipe.execute()
+
+        found = self._run(read) if ranges else []
+        return [[(score, *_decoded(member)) for member, score in members] for members in found]
+
+    def expire(self, before: float) -> int:
+        def delete() -> int:
+            keys = sorted(self.client.smembers(self._key("series")))
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.zremrangebyscore(key, "-inf", f"({before!r}")
+            pipe.zremrangebyscore(self._key("applied"), "-inf", f"({before!r}")
+            dropped = sum(pipe.execute()[: len(keys)])
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.zcard(key)
+            empty = [key for key, size in zip(keys, pipe.execute()) if size == 0]
+            if empty:
+                self.client.srem(self._key("series"), *empty)
+            current = self.client.hget(self._key("meta"), "expired_before")
+            if current is None or float(current) < before:
+                self.client.hset(self._key("meta"), "expired_before", repr(before))
+            return dropped
+
+        return self._run(delete)
+
+    def set_coverage_start(self, start: float) -> None:
+        self._run(lambda: self.client.hset(self._key("meta"), "coverage_start", repr(start)))
+
+    def status(self) -> StoreStatus:
+        def read():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hgetall(self._key("meta"))
+            pipe.hgetall(self._key("daily_pushes"))
+            return pipe.execute()
+
+        meta, pushes = self._run(read)
+        number = {name: float(value) for name, value in meta.items()}
+        daily = {date.fromisoformat(d): json.loads(p)["pushed_at"] for d, p in pushes.items()}
+        return StoreStatus(
+            number.get("watermark"), number.get("coverage_start"), number.get("expired_before"),
+            number.get("last_received"), dict(sorted(daily.items())),
+        )  # fmt: skip
+
+    def ping(self) -> None:
+        self._run(self.client.ping)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def delete_everything(self) -> int:
+        """Remove every key under the prefix (tests and resets); returns the keys removed."""
+        keys = list(self.client.scan_iter(match=self.prefix + "*", count=1000))
+        for start in range(0, len(keys), 1000):
+            self.client.delete(*keys[start : start + 1000])
+        return len(keys)
+
+
+def _decoded(member: str) -> tuple[float | None, list | None]:
+    _, value, payload = member.split(SEPARATOR, 2)
+    return (float(value) if value else None), (json.loads(payload) if payload else None)
