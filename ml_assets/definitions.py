@@ -12,7 +12,6 @@ from ml_assets.assets.serving import serving_assets
 from ml_assets.assets.training import training_assets
 from ml_assets.automation import automation_sensor, with_automation
 from ml_assets.freshness import partition_freshness, with_freshness
-from ml_assets.partitions import daily_partitions
 from ml_assets.resources import executor_for_env, resources_for_env
 from ml_assets.sensors import (
     check_failure_alerts,
@@ -53,7 +52,6 @@ defs = dg.Definitions(
             "daily_monitoring",
             selection=dg.AssetSelection.assets("batch_predictions", "live_performance")
             | dg.AssetSelection.checks(*monitoring_checks),
-            partitions_def=daily_partitions,
             description="A day's batch predictions by the champion, its drift checks and live performance "
             "(rescoring after a promotion is a re-run of this job).",
         ),

@@ -85,19 +85,29 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, source: DataSource)
     return dg.SensorResult(run_requests=requests, cursor=json.dumps({"files": seen, "days": requested | new}))
 
 
-def new_check_results(context: dg.SensorEvaluationContext, seen: dict[str, int]) -> list:
-    """The check results (passed or failed) recorded after the ids in `seen` (check key → last
-    record id), oldest first; `seen` is updated in place."""
+def new_check_results(context: dg.SensorEvaluationContext, seen: dict[str, dict]) -> list:
+    """The check results (passed or failed) recorded since the last call, oldest first. A check's
+    record is created when it is planned and completed later under the same id, so `seen` (check key
+    → {"after": highest id seen, "pending": ids still planned}) keeps the planned ones to look at
+    again; it is updated in place."""
     from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
     done = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
     storage = context.instance.event_log_storage
     found = []
     for key in context.repository_def.asset_graph.asset_check_keys:
-        name, last = key.to_user_string(), seen.get(key.to_user_string(), 0)
-        records = [r for r in storage.get_asset_check_execution_history(key, limit=200) if r.id > last]
+        state = seen.get(key.to_user_string(), {"after": 0, "pending": []})
+        pending = set(state["pending"])
+        records = [
+            r for r in storage.get_asset_check_execution_history(key, limit=500)
+            if r.id > state["after"] or r.id in pending
+        ]
         found += [r for r in records if r.status in done and r.evaluation is not None]
-        seen[name] = max([last, *(r.id for r in records)])
+        still_planned = {r.id for r in records if r.status == AssetCheckExecutionRecordStatus.PLANNED}
+        seen[key.to_user_string()] = {
+            "after": max([state["after"], *(r.id for r in records)]),
+            "pending": sorted(still_planned),
+        }
     return sorted(found, key=lambda record: record.id)
 
 

@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 
 from ml_assets.definitions import defs
+from ml_assets.partitions import daily_partitions
 from ml_assets.monitoring.retraining import Signal, decide, latest_complete_week
 from ml_assets.resources.notifier import Notifier
 from ml_assets.sensors import check_failure_alerts, retraining_sensor, run_failure_alerts
@@ -175,3 +176,34 @@ def test_the_retraining_sensor_requests_the_week_once_with_the_reason_as_a_tag(i
     record_run(instance, ["live_performance"], [drift_day + timedelta(days=1)], failing={"live_performance": ["performance_degradation"]})
     record_run(instance, ["flight_features"], [drift_day + timedelta(days=1)], failing={"flight_features": ["rows_per_day"]})
     assert sensor.tick().run_requests == []  # the same week, and not a retraining signal
+
+
+def test_a_check_seen_while_still_planned_is_judged_once_it_completes(instance, webhook):
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationPlanned
+    from dagster._core.events import DagsterEvent, DagsterEventType
+
+    url, received = webhook
+    alerts, retraining = Sensor(check_failure_alerts, instance, url), Sensor(retraining_sensor, instance, url)
+    record_run(instance, ["flight_features"], [date(2013, 7, 1) + timedelta(days=n) for n in range(102)])  # to Oct 10
+    alerts.tick(), retraining.tick()
+    day = date(2013, 10, 10)
+    run_id = record_run(instance, ["flight_features"], [day])
+    planned = AssetCheckEvaluationPlanned(
+        asset_key=dg.AssetKey("flight_features"), check_name="feature_drift",
+        partitions_subset=daily_partitions.subset_with_partition_keys([str(day)]).to_serializable_subset(),
+    )  # fmt: skip
+    event = DagsterEvent(DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED.value, "__RUNLESS__", event_specific_data=planned)
+    instance.report_dagster_event(event, run_id=run_id)
+    assert alerts.tick().skip_reason and retraining.tick().run_requests == []  # still running
+
+    evaluation = dg.AssetCheckEvaluation(
+        asset_key=dg.AssetKey("flight_features"), check_name="feature_drift", passed=False, partition=str(day),
+        severity=dg.AssetCheckSeverity.ERROR, metadata={"drifted_columns": ["sched_hour", "origin_hour_hist_flights"]},
+    )  # fmt: skip
+    event = DagsterEvent(DagsterEventType.ASSET_CHECK_EVALUATION.value, "__RUNLESS__", event_specific_data=evaluation)
+    instance.report_dagster_event(event, run_id=run_id)
+
+    alerts.tick()
+    assert [(a["check"], a["partition"]) for a in received] == [("feature_drift", str(day))]
+    (request,) = retraining.tick().run_requests
+    assert request.partition_key == "2013-10-07" and "sched_hour" in request.tags["ml_assets/retrain_reason"]

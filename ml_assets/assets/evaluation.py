@@ -87,7 +87,7 @@ def model_evaluation(
     challenger_version = comparison.challenger_version
     if registry.version_for(CHALLENGER) != challenger_version:
         registry.set_challenger(
-            challenger_version, f"best candidate of week {week} on {first}..{last}", context.run_id,
+            challenger_version, f"best candidate of week {week} on {first}..{last}", context.run.run_id,
             moved_by="dagster asset model_evaluation",
         )  # fmt: skip
 
@@ -170,7 +170,7 @@ def champion_promotion(
     )
     if decision.promote:
         registry.promote(
-            challenger["model_version"], f"week {week}: {decision.reason}", context.run_id,
+            challenger["model_version"], f"week {week}: {decision.reason}", context.run.run_id,
             moved_by="dagster asset champion_promotion",
         )  # fmt: skip
     champion_now = registry.version_for(CHAMPION)

@@ -30,7 +30,8 @@ IDENTITY_COLUMNS = ["flight_id", "date", "sched_dep_utc", "prediction_time_utc",
         "The champion's disruption risk for every flight of the day, scored from flight_features "
         "(the model version on every row). Skipped, with the reason, while there is no champion."
     ),
-    **DAILY,
+    # one day per run: its drift check is partitioned, and a check result belongs to one partition
+    **(DAILY | {"backfill_policy": dg.BackfillPolicy.multi_run(1)}),
 )
 def batch_predictions(context: dg.AssetExecutionContext, storage: DeltaStorage, mlflow: MlflowTracking):
     from ml_assets.metadata import table_metadata

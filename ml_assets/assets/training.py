@@ -135,7 +135,7 @@ def log_and_register_challenger(
     from ml_assets.models.tracking import log_training_run
 
     tags = {
-        "dagster_run_id": context.run_id,
+        "dagster_run_id": context.run.run_id,
         "dagster_partition": context.partition_key,
         "dagster_asset": context.asset_key.to_user_string(),
     }
@@ -154,7 +154,7 @@ def log_and_register_challenger(
     )
     version = registry.register_version(logged.model_uri, logged.run_id, {**tags, "model_kind": model.KIND})
     registry.set_challenger(
-        version, f"{model.KIND} trained for week {context.partition_key}", context.run_id,
+        version, f"{model.KIND} trained for week {context.partition_key}", context.run.run_id,
         moved_by=f"dagster asset {context.asset_key.to_user_string()}",
     )  # fmt: skip
     return dg.MaterializeResult(
