@@ -91,8 +91,9 @@ def test_a_shadow_scores_the_challenger_off_the_response_path(make_service, regi
         start_rollout(registry, SHADOW, 100, "watch v2", by="tests")
         wait_for(lambda: service.deployment.routing.mode == SHADOW, what="the shadow")
         answers = [client.post("/v1/predict", json={"flights": [b]}).json() for b in bodies[:30]]
-        wait_for(lambda: service.log_writer.pending == 0 and service._comparisons.empty(), what="the log")
-        time.sleep(0.3)
+        # a comparison is counted by the guardrails after its shadow rows went to the log writer
+        wait_for(lambda: service.guardrails.figures()["calls"] == 30, what="the 30 comparisons")
+        wait_for(lambda: service.log_writer.pending == 0, what="the log")
         logged = service.log_writer.log.read_day(PARITY_DAY)
         metrics = client.get("/metrics").text
 
