@@ -3,6 +3,7 @@
 import argparse
 import getpass
 import json
+import os
 import sys
 from datetime import date
 
@@ -78,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     rollout.add_argument("--reason", help="why, recorded in the alias log (required but for status)")
 
     args = parser.parse_args(argv)
+    # MLflow's INFO lines (database set-up, input-example validation) and progress bars are noise here
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if args.command == "metrics-exporter":
         from ml_assets.observability.exporter import serve
 

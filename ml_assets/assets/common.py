@@ -16,6 +16,9 @@ DAILY = dict(
     ),
     owners=[OWNER],
 )
+# The monitoring loop's daily assets carry partitioned checks, and a check result belongs to one
+# partition: their backfills run one day per run.
+DAILY_ONE_PER_RUN = DAILY | {"backfill_policy": dg.BackfillPolicy.multi_run(1)}
 STATIC = dict(owners=[OWNER])
 
 

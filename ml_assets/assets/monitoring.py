@@ -16,7 +16,7 @@ from datetime import date, timedelta
 import dagster as dg
 import polars as pl
 
-from ml_assets.assets.common import DAILY, data_version, day_range
+from ml_assets.assets.common import DAILY_ONE_PER_RUN, data_version, day_range
 from ml_assets.assets.predictions import PREDICTIONS_TABLE
 from ml_assets.automation import check_follows_upstream
 from ml_assets.flights.feature_spec import FEATURES_TABLE, LABEL_LAG_DAYS
@@ -203,7 +203,7 @@ def _labels_complete() -> dg.TimeWindowPartitionMapping:
         "predictions once its labels are complete (the next day's delivery), per model version, "
         "with the rolling week."
     ),
-    **DAILY,
+    **DAILY_ONE_PER_RUN,
 )
 def live_performance(context: dg.AssetExecutionContext, storage: DeltaStorage):
     from ml_assets.metadata import markdown_table

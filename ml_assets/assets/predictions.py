@@ -7,7 +7,7 @@ carries the model version that scored it; rescoring after a promotion is a re-ma
 
 import dagster as dg
 
-from ml_assets.assets.common import DAILY, data_version, day_range
+from ml_assets.assets.common import DAILY_ONE_PER_RUN, data_version, day_range
 from ml_assets.flights.feature_spec import FEATURES_TABLE
 from ml_assets.resources.mlflow import MlflowTracking
 from ml_assets.resources.storage import DeltaStorage
@@ -30,8 +30,7 @@ IDENTITY_COLUMNS = ["flight_id", "date", "sched_dep_utc", "prediction_time_utc",
         "The champion's disruption risk for every flight of the day, scored from flight_features "
         "(the model version on every row). Skipped, with the reason, while there is no champion."
     ),
-    # one day per run: its drift check is partitioned, and a check result belongs to one partition
-    **(DAILY | {"backfill_policy": dg.BackfillPolicy.multi_run(1)}),
+    **DAILY_ONE_PER_RUN,
 )
 def batch_predictions(context: dg.AssetExecutionContext, storage: DeltaStorage, mlflow: MlflowTracking):
     from ml_assets.metadata import table_metadata

@@ -84,7 +84,8 @@ def log_training_run(
     import mlflow
     from mlflow.models import infer_signature
 
-    from ml_assets.models.pyfunc import FlightRiskModel, save_model_folder
+    from ml_assets.models import pyfunc
+    from ml_assets.models.pyfunc import save_model_folder
 
     client = client or mlflow_client(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
@@ -101,7 +102,7 @@ def log_training_run(
             model_folder = save_model_folder(model, Path(folder) / "model_folder")
             info = mlflow.pyfunc.log_model(
                 name=MODEL_ARTIFACT_NAME,
-                python_model=FlightRiskModel(),
+                python_model=str(Path(pyfunc.__file__).with_name("pyfunc_model.py")),
                 artifacts={"model_folder": str(model_folder)},
                 signature=signature,
                 input_example=example,
