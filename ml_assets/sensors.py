@@ -184,6 +184,22 @@ def run_failure_alerts(context: dg.RunFailureSensorContext, notifier: Notifier):
     ))  # fmt: skip
 
 
+def weeks_in_training(instance: dg.DagsterInstance) -> set[str]:
+    """The weeks whose training_set a queued or running run materializes (an automation run, or a
+    run of a job that trains)."""
+    waiting_or_running = [
+        dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+        dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+    ]  # fmt: skip
+    runs = instance.get_runs(dg.RunsFilter(statuses=waiting_or_running))
+    training_set = dg.AssetKey("training_set")
+    return {
+        run.tags["dagster/partition"] for run in runs
+        if "dagster/partition" in run.tags
+        and (training_set in (run.asset_selection or ()) or run.job_name in ("weekly_models", "retrain_models"))
+    }  # fmt: skip
+
+
 @dg.sensor(
     job_name="retrain_models",
     minimum_interval_seconds=30,
@@ -208,7 +224,10 @@ def retraining_sensor(context: dg.SensorEvaluationContext, notifier: Notifier):
     week = latest_complete_week(weekly_partitions.get_partition_keys(), present, DEFAULT_WINDOW_WEEKS) if signals else None
     requested = set(cursor.get("requested_weeks", []))
     last_day = cursor.get("last_request_day")
-    request, why = decide(signals, week, requested, date.fromisoformat(last_day) if last_day else None)
+    busy = weeks_in_training(context.instance) if week else set()
+    request, why = decide(signals, week, requested, date.fromisoformat(last_day) if last_day else None, busy)
+    if week in busy:  # that run is the retraining: later signals of the week ask for nothing more
+        requested.add(week)
     if request:
         requested.add(request.week)
         last_day = request.signal.day.isoformat()

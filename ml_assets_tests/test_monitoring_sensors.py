@@ -207,3 +207,33 @@ def test_a_check_seen_while_still_planned_is_judged_once_it_completes(instance, 
     assert [(a["check"], a["partition"]) for a in received] == [("feature_drift", str(day))]
     (request,) = retraining.tick().run_requests
     assert request.partition_key == "2013-10-07" and "sched_hour" in request.tags["ml_assets/retrain_reason"]
+
+
+def running(instance, job_name: str, week: str, asset_selection=None) -> dg.DagsterRun:
+    run = dg.DagsterRun(job_name=job_name, tags={"dagster/partition": week}, asset_selection=asset_selection,
+                        status=dg.DagsterRunStatus.STARTED)  # fmt: skip
+    return instance.add_run(run)
+
+
+@pytest.mark.parametrize(
+    ("job_name", "asset_selection"),
+    [("__ASSET_JOB", frozenset({dg.AssetKey("training_set"), dg.AssetKey("lgbm_model")})), ("weekly_models", None),
+     ("retrain_models", None)],  # fmt: skip
+)
+def test_a_week_already_being_trained_is_not_trained_twice(instance, webhook, job_name, asset_selection):
+    url, received = webhook
+    sensor = Sensor(retraining_sensor, instance, url)
+    record_run(instance, ["flight_features"], [date(2013, 7, 1) + timedelta(days=n) for n in range(102)])  # to Oct 10
+    sensor.tick()
+    running(instance, "__ASSET_JOB", "2013-09-30", frozenset({dg.AssetKey("training_set")}))  # another week
+    running(instance, "daily_monitoring", "2013-10-07")  # not a training run
+    training = running(instance, job_name, "2013-10-07", asset_selection)
+
+    record_run(instance, ["flight_features"], [date(2013, 10, 10)], failing={"flight_features": ["feature_drift"]})
+    result = sensor.tick()
+    assert result.run_requests == [] and "being trained" in result.skip_reason.skip_message and received == []
+
+    instance.handle_run_event(training.run_id, dg.DagsterEvent(dg.DagsterEventType.RUN_SUCCESS.value, job_name))
+    record_run(instance, ["flight_features"], [date(2013, 10, 11)], failing={"flight_features": ["feature_drift"]})
+    assert sensor.tick().run_requests == []  # that run was the week's retraining
+

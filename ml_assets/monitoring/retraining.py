@@ -44,9 +44,11 @@ def latest_complete_week(weeks: list[str], present_days: set[date], window_weeks
 
 
 def decide(
-    signals: list[Signal], week: str | None, requested_weeks: set[str], last_request_day: date | None
+    signals: list[Signal], week: str | None, requested_weeks: set[str], last_request_day: date | None,
+    weeks_in_training: set[str] = frozenset(),
 ) -> tuple[RetrainRequest | None, str]:
-    """The request to make for the newest signal (or None), and why."""
+    """The request to make for the newest signal (or None), and why. A week that a queued or
+    running run is training already (the weekly automation) needs no second run."""
     if not signals:
         return None, "no ERROR drift or degradation"
     signal = max(signals, key=lambda s: s.day)
@@ -54,6 +56,8 @@ def decide(
         return None, "no week has a complete training window yet"
     if week in requested_weeks:
         return None, f"week {week} was already retrained for monitoring"
+    if week in weeks_in_training:
+        return None, f"week {week} is being trained by another run already"
     if last_request_day is not None and signal.day < last_request_day + timedelta(days=thresholds.RETRAIN_COOLDOWN_DAYS):
         return None, f"cooldown: the last request was for {last_request_day}, {thresholds.RETRAIN_COOLDOWN_DAYS} days are needed"
     return RetrainRequest(week, signal), f"retrain week {week}"
