@@ -61,10 +61,12 @@ def follows_promotions() -> dg.AutomationCondition:
 
 
 def check_follows_upstream() -> dg.AutomationCondition:
-    """A check runs when its asset's partition or an input changed, once they are present."""
+    """A check runs when its asset's partition or an input changed, once they are present and
+    none is being written (a drift check must not read the day before its predictions land)."""
     return (
         AC.any_deps_updated().ignore(NOT_TRIGGERS).since_last_handled()
         & ~AC.any_deps_missing().ignore(NOT_TRIGGERS)
+        & ~AC.any_deps_in_progress()
         & ~AC.in_progress()
     ).with_label("follows upstream")
 
