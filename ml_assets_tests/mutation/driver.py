@@ -42,6 +42,7 @@ EQUIVALENT_FILE = Path(__file__).with_name("equivalent_mutants.toml")
 TESTS_BY_MODULE = {
     "ml_assets/sensors.py": ["ml_assets_tests/test_sensors.py", "ml_assets_tests/test_monitoring_sensors.py"],
     "ml_assets/quality/gates.py": [
+        "ml_assets_tests/test_quality_gates.py",
         "ml_assets_tests/test_validation.py",
         "ml_assets_tests/test_short_deliveries.py",
         "ml_assets_tests/test_sources.py",
