@@ -178,20 +178,22 @@ def forget_project_modules() -> None:
 
 class TestCoverage:
     """pytest plugin: coverage of one module with one context per test and phase, and the time
-    each test file takes."""
+    each test and each test file takes."""
 
     def __init__(self, module_path: str):
         import coverage
 
         self.coverage = coverage.Coverage(data_file=None, include=[module_path], branch=False)
         self.seconds_by_file: dict[str, float] = {}
+        self.seconds_by_test: dict[str, float] = {}
 
     def _phase(self, item, phase):
         self.coverage.switch_context(f"{item.nodeid}|{phase}")
         started = time.monotonic()
         yield
-        file = item.location[0]
-        self.seconds_by_file[file] = self.seconds_by_file.get(file, 0.0) + time.monotonic() - started
+        seconds, file = time.monotonic() - started, item.location[0]
+        self.seconds_by_file[file] = self.seconds_by_file.get(file, 0.0) + seconds
+        self.seconds_by_test[item.nodeid] = self.seconds_by_test.get(item.nodeid, 0.0) + seconds
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_setup(self, item):
@@ -250,7 +252,7 @@ def measure(module: str, stage_dir: Path) -> dict:
         code = pytest.main([*PYTEST_ARGS, *TESTS_BY_MODULE[module]], plugins=[plugin])
         plugin.coverage.stop()
         contexts = plugin.coverage.get_data().contexts_by_lineno(str(stage_dir / module))
-        out.write_text(json.dumps({"contexts": contexts, "seconds": plugin.seconds_by_file}))
+        out.write_text(json.dumps({"contexts": contexts, "seconds": plugin.seconds_by_file, "test_seconds": plugin.seconds_by_test}))
         return int(code)
 
     pid = fork(stage_dir, run, log)
@@ -262,9 +264,9 @@ def measure(module: str, stage_dir: Path) -> dict:
 
 
 def tests_for(mutant: Mutant, measured: dict) -> list[str]:
-    """The tests to judge `mutant` with: those that ran its lines, widened to their whole file
-    when a fixture did (its results may be asserted by the file's other tests), to every mapped
-    file when the import did; none when nothing ran them."""
+    """The tests to judge `mutant` with, quickest first: those that ran its lines, widened to
+    their whole file when a fixture did (its results may be asserted by the file's other tests),
+    to every mapped file when the import did; none when nothing ran them."""
     contexts = set()
     for line in range(mutant.line, mutant.end_line + 1):
         contexts.update(measured["contexts"].get(str(line), []))
@@ -277,7 +279,9 @@ def tests_for(mutant: Mutant, measured: dict) -> list[str]:
         nodeid, phase = context.rsplit("|", 1)
         selected.add(nodeid if phase == "call" else nodeid.split("::")[0])
     files = {s for s in selected if "::" not in s}
-    return sorted(s for s in selected if s in files or s.split("::")[0] not in files)
+    tests = [s for s in selected if s in files or s.split("::")[0] not in files]
+    seconds = measured["seconds"] | measured["test_seconds"]
+    return sorted(tests, key=lambda test: (seconds.get(test, 0.0), test))
 
 
 def timeout_for(tests: list[str], measured: dict) -> float:
@@ -347,6 +351,7 @@ def main() -> int:
 
     rows, results = [], dict(previous)
     for module in modules:
+        print(f"{module}: measuring its tests", flush=True)
         module_started = time.monotonic()
         measured = measure(module, stage_dirs[0])
         judges = Judges(stage_dirs)
@@ -359,9 +364,11 @@ def main() -> int:
             results[mutant.id] = {**asdict(mutant), "status": status}
             del results[mutant.id]["source"]
             if status == "survived":
-                print(f"  survived {mutant.id} (line {mutant.line})\n    " + mutant.diff.replace("\n", "\n    "))
+                print(f"  survived {mutant.id} (line {mutant.line})\n    " + mutant.diff.replace("\n", "\n    "), flush=True)
 
-        for mutant in generate_mutants(module):
+        mutants = generate_mutants(module)
+        print(f"{module}: {len(mutants)} mutants", flush=True)
+        for mutant in mutants:
             earlier = previous.get(mutant.id, {})
             tests = tests_for(mutant, measured)
             if args.survivors and earlier.get("diff") == mutant.diff and earlier.get("status") in ("killed", "timeout"):
