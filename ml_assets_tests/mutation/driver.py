@@ -356,11 +356,13 @@ def main() -> int:
         measured = measure(module, stage_dirs[0])
         judges = Judges(stage_dirs)
         counts = dict.fromkeys(["killed", "survived", "equivalent", "timeout"], 0)
+        counted: dict[str, str] = {}
 
         def record(mutant: Mutant, status: str) -> None:
             if status == "survived" and mutant.id in equivalents:
                 status = "equivalent"
             counts[status] += 1
+            counted[mutant.id] = status
             results[mutant.id] = {**asdict(mutant), "status": status}
             del results[mutant.id]["source"]
             if status == "survived":
@@ -391,8 +393,9 @@ def main() -> int:
         rows.append((module, total, *counts.values(), score, time.monotonic() - module_started))
         print(format_row(rows[-1]), flush=True)
         for mutant_id in sorted(i for i in equivalents if i.startswith(module + ":")):
-            if results.get(mutant_id, {}).get("status") not in ("equivalent", None):
-                print(f"  stale equivalent: {mutant_id} is {results[mutant_id]['status']}")
+            status = counted.get(mutant_id, "not a mutant (any more)")
+            if status != "equivalent":
+                print(f"  stale equivalent: {mutant_id} is {status}", flush=True)
 
     print_table(rows, time.monotonic() - started)
     return 0
