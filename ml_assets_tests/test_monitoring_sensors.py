@@ -108,6 +108,17 @@ def test_a_check_alerts_once_when_it_starts_failing_and_again_after_it_recovered
     assert len(received) == 2  # it recovered, then failed again
 
 
+def test_the_alerts_of_one_tick_are_sent_oldest_first(instance, webhook):
+    url, received = webhook
+    sensor = Sensor(check_failure_alerts, instance, url)
+    sensor.tick()
+    day = date(2013, 10, 10)
+    record_run(instance, ["flight_features"], [day], failing={"flight_features": ["feature_drift"]})
+    record_run(instance, ["batch_predictions"], [day], failing={"batch_predictions": ["score_drift"]})
+    sensor.tick()
+    assert [alert["check"] for alert in received] == ["feature_drift", "score_drift"]
+
+
 def test_a_failed_run_alerts_with_its_job_step_partition_and_error(instance, webhook):
     url, received = webhook
     daily = dg.DailyPartitionsDefinition(start_date="2013-01-01")
