@@ -98,10 +98,12 @@ def record_run(
     days: list,
     passing: dict[str, list[str]] | None = None,
     failing: dict[str, list[str]] | None = None,
+    explained: bool = True,
 ) -> str:
     """Record what one run of the code location would: each asset materialized for each day (None:
-    unpartitioned), then its checks' results, all under one run id so Dagster ties the checks to
-    these materializations (a runless report cannot check a partition twice). Returns the run id."""
+    unpartitioned), then its checks' results (with a `reason` unless not `explained`), all under
+    one run id so Dagster ties the checks to these materializations (a runless report cannot check
+    a partition twice). Returns the run id."""
     import uuid
 
     import dagster as dg
@@ -122,7 +124,7 @@ def record_run(
                 evaluation = dg.AssetCheckEvaluation(
                     asset_key=dg.AssetKey(asset), check_name=name, passed=passed,
                     partition=day and day.isoformat(), severity=dg.AssetCheckSeverity.ERROR,
-                    metadata={"reason": f"{name} {'passed' if passed else 'failed'} on {day}"},
+                    metadata={"reason": f"{name} {'passed' if passed else 'failed'} on {day}"} if explained else {},
                 )  # fmt: skip
                 report(DagsterEventType.ASSET_CHECK_EVALUATION, evaluation)
     return run_id

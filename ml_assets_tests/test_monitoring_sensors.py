@@ -119,6 +119,17 @@ def test_the_alerts_of_one_tick_are_sent_oldest_first(instance, webhook):
     assert [alert["check"] for alert in received] == ["feature_drift", "score_drift"]
 
 
+def test_a_check_failing_without_explaining_metadata_alerts_with_an_empty_error(instance, webhook):
+    url, received = webhook
+    sensor = Sensor(check_failure_alerts, instance, url)
+    sensor.tick()
+    record_run(instance, ["flight_features"], [date(2013, 10, 10)], failing={"flight_features": ["feature_drift"]},
+               explained=False)  # fmt: skip
+    sensor.tick()
+    (alert,) = received
+    assert alert["check"] == "feature_drift" and not alert["error"]
+
+
 def test_a_failed_run_alerts_with_its_job_step_partition_and_error(instance, webhook):
     url, received = webhook
     daily = dg.DailyPartitionsDefinition(start_date="2013-01-01")
