@@ -98,10 +98,10 @@ def record_run(
     days: list,
     passing: dict[str, list[str]] | None = None,
     failing: dict[str, list[str]] | None = None,
-    explained: bool = True,
+    metadata: dict | None = None,
 ) -> str:
     """Record what one run of the code location would: each asset materialized for each day (None:
-    unpartitioned), then its checks' results (with a `reason` unless not `explained`), all under
+    unpartitioned), then its checks' results (with `metadata`, by default a `reason`), all under
     one run id so Dagster ties the checks to these materializations (a runless report cannot check
     a partition twice). Returns the run id."""
     import uuid
@@ -124,7 +124,7 @@ def record_run(
                 evaluation = dg.AssetCheckEvaluation(
                     asset_key=dg.AssetKey(asset), check_name=name, passed=passed,
                     partition=day and day.isoformat(), severity=dg.AssetCheckSeverity.ERROR,
-                    metadata={"reason": f"{name} {'passed' if passed else 'failed'} on {day}"} if explained else {},
+                    metadata={"reason": f"{name} {'passed' if passed else 'failed'} on {day}"} if metadata is None else metadata,
                 )  # fmt: skip
                 report(DagsterEventType.ASSET_CHECK_EVALUATION, evaluation)
     return run_id

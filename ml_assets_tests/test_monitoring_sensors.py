@@ -119,15 +119,23 @@ def test_the_alerts_of_one_tick_are_sent_oldest_first(instance, webhook):
     assert [alert["check"] for alert in received] == ["feature_drift", "score_drift"]
 
 
-def test_a_check_failing_without_explaining_metadata_alerts_with_an_empty_error(instance, webhook):
+@pytest.mark.parametrize(
+    ("metadata", "error"),
+    [
+        ({"short_days": "| 2013-10-10 | 12 |", "breaches": "{}"}, "| 2013-10-10 | 12 |"),
+        ({"breaches": "{'tailnum': 0.5}"}, "{'tailnum': 0.5}"),
+        ({"rows": 12}, ""),
+    ],
+)
+def test_a_failed_check_alerts_with_the_first_of_its_explaining_metadata(instance, webhook, metadata, error):
     url, received = webhook
     sensor = Sensor(check_failure_alerts, instance, url)
     sensor.tick()
     record_run(instance, ["flight_features"], [date(2013, 10, 10)], failing={"flight_features": ["feature_drift"]},
-               explained=False)  # fmt: skip
+               metadata=metadata)  # fmt: skip
     sensor.tick()
     (alert,) = received
-    assert alert["check"] == "feature_drift" and not alert["error"]
+    assert alert["check"] == "feature_drift" and (alert["error"] or "") == error
 
 
 def test_a_failed_run_alerts_with_its_job_step_partition_and_error(instance, webhook):
