@@ -60,8 +60,8 @@ TESTS_BY_MODULE = {
     "ml_assets/assets/training.py": ["ml_assets_tests/test_training_assets.py"],
     "ml_assets/monitoring/drift.py": ["ml_assets_tests/test_monitoring_assets.py"],
     "ml_assets/monitoring/thresholds.py": [
-        "ml_assets_tests/test_monitoring_config.py",
         "ml_assets_tests/test_monitoring_assets.py",
+        "ml_assets_tests/test_monitoring_sensors.py",
     ],
     "ml_assets/monitoring/retraining.py": ["ml_assets_tests/test_monitoring_sensors.py"],
     "ml_assets/monitoring/performance.py": ["ml_assets_tests/test_monitoring_assets.py"],
