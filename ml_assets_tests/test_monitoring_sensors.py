@@ -138,6 +138,17 @@ def test_a_failed_check_alerts_with_the_first_of_its_explaining_metadata(instanc
     assert alert["check"] == "feature_drift" and (alert["error"] or "") == error
 
 
+def test_a_cursor_without_failing_states_reads_as_nothing_failing(instance, webhook):
+    """A cursor written before the failing states were kept (only `seen`) still works."""
+    url, received = webhook
+    sensor = Sensor(check_failure_alerts, instance, url)
+    sensor.cursor = json.dumps({"seen": {}})
+    record_run(instance, ["flight_features"], [date(2013, 10, 10)], failing={"flight_features": ["feature_drift"]})
+    sensor.tick()
+    assert [alert["check"] for alert in received] == ["feature_drift"]
+    assert json.loads(sensor.cursor)["failing"] == ["flight_features:feature_drift:2013-10-10"]
+
+
 def test_a_failed_run_alerts_with_its_job_step_partition_and_error(instance, webhook):
     url, received = webhook
     daily = dg.DailyPartitionsDefinition(start_date="2013-01-01")
