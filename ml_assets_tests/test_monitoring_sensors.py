@@ -117,6 +117,9 @@ def test_the_alerts_of_one_tick_are_sent_oldest_first(instance, webhook):
     record_run(instance, ["batch_predictions"], [day], failing={"batch_predictions": ["score_drift"]})
     sensor.tick()
     assert [alert["check"] for alert in received] == ["feature_drift", "score_drift"]
+    first = received[0]
+    assert (first["kind"], first["severity"], first["asset"]) == ("check_failure", "ERROR", "flight_features")
+    assert first["text"].startswith("[ml_assets ERROR] check feature_drift failed on flight_features (")
 
 
 @pytest.mark.parametrize(
