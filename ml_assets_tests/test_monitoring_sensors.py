@@ -128,6 +128,7 @@ def test_the_alerts_of_one_tick_are_sent_oldest_first(instance, webhook):
         ({"short_days": "| 2013-10-10 | 12 |", "breaches": "{}"}, "| 2013-10-10 | 12 |"),
         ({"breaches": "{'tailnum': 0.5}"}, "{'tailnum': 0.5}"),
         ({"rows": 12}, ""),
+        ({"reason": "x" * 1500}, "x" * 1000),
     ],
 )
 def test_a_failed_check_alerts_with_the_first_of_its_explaining_metadata(instance, webhook, metadata, error):
@@ -193,6 +194,13 @@ def test_retraining_waits_for_the_cooldown_and_asks_once_per_week():
     after, _ = decide([signal(date(2013, 10, 13))], "2013-10-14", {"2013-10-07"}, date(2013, 10, 10))
     assert after is not None and after.week == "2013-10-14"
     assert decide([], "2013-10-14", set(), None)[0] is None
+
+
+def test_every_retraining_trigger_is_a_check_of_the_code_location():
+    from ml_assets.monitoring.retraining import TRIGGERS
+
+    checks = {(key.asset_key.to_user_string(), key.name) for key in defs.resolve_asset_graph().asset_check_keys}
+    assert TRIGGERS <= checks
 
 
 def test_the_latest_complete_week_is_the_latest_whose_whole_window_is_present():
