@@ -107,6 +107,11 @@ def test_a_check_alerts_once_when_it_starts_failing_and_again_after_it_recovered
     sensor.tick()
     assert len(received) == 2  # it recovered, then failed again
 
+    record_run(instance, ["flight_features"], [day], passing={"flight_features": ["feature_drift"]})
+    sensor.tick()
+    sensor.tick()  # nothing new since: the results seen are not judged again
+    assert len(received) == 2
+
 
 def test_the_alerts_of_one_tick_are_sent_oldest_first(instance, webhook):
     url, received = webhook
@@ -153,15 +158,23 @@ def test_a_cursor_without_failing_states_reads_as_nothing_failing(instance, webh
     assert json.loads(sensor.cursor)["failing"] == ["flight_features:feature_drift:2013-10-10"]
 
 
-def test_a_failed_run_alerts_with_its_job_step_partition_and_error(instance, webhook):
+@pytest.mark.parametrize(
+    ("partition_tags", "partition"),
+    [
+        ({"dagster/partition": "2013-01-02"}, "2013-01-02"),
+        ({"dagster/asset_partition_range_start": "2013-01-02", "dagster/asset_partition_range_end": "2013-01-04"},
+         "2013-01-02..2013-01-04"),
+        ({}, None),
+    ],
+)  # fmt: skip
+def test_a_failed_run_alerts_with_its_job_step_partition_and_error(instance, webhook, partition_tags, partition):
     url, received = webhook
-    daily = dg.DailyPartitionsDefinition(start_date="2013-01-01")
 
-    @dg.asset(partitions_def=daily)
+    @dg.asset
     def broken():
         raise ValueError("the flights file of 2013-01-02 is unreadable")
 
-    result = dg.materialize([broken], partition_key="2013-01-02", instance=instance, raise_on_error=False)
+    result = dg.materialize([broken], instance=instance, tags=partition_tags, raise_on_error=False)
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
     context = dg.build_run_status_sensor_context(
         sensor_name="run_failure_alerts", dagster_event=failure, dagster_instance=instance,
@@ -171,8 +184,9 @@ def test_a_failed_run_alerts_with_its_job_step_partition_and_error(instance, web
     run_failure_alerts(context)
 
     (alert,) = received
-    assert (alert["kind"], alert["run_id"], alert["step"], alert["partition"]) == ("run_failure", result.run_id, "broken", "2013-01-02")
-    assert alert["job"] == result.dagster_run.job_name
+    assert (alert["kind"], alert["run_id"], alert["step"], alert["partition"]) == ("run_failure", result.run_id, "broken", partition)
+    assert alert["job"] == result.dagster_run.job_name and alert["severity"] == "ERROR"
+    assert alert["text"].startswith(f"[ml_assets ERROR] run of {alert['job']} failed (")
     assert "the flights file of 2013-01-02 is unreadable" in alert["error"]
 
 
@@ -194,6 +208,13 @@ def test_retraining_waits_for_the_cooldown_and_asks_once_per_week():
     after, _ = decide([signal(date(2013, 10, 13))], "2013-10-14", {"2013-10-07"}, date(2013, 10, 10))
     assert after is not None and after.week == "2013-10-14"
     assert decide([], "2013-10-14", set(), None)[0] is None
+
+
+def test_a_retraining_reason_names_the_check_and_is_cut_at_500_characters():
+    long = Signal(date(2013, 10, 10), "flight_features", "feature_drift", "x" * 600)
+    request, _ = decide([long], "2013-10-07", set(), None)
+    assert request.reason.startswith("feature_drift on flight_features 2013-10-10: xxx")
+    assert len(request.reason) == 500
 
 
 def test_every_retraining_trigger_is_a_check_of_the_code_location():
