@@ -170,11 +170,17 @@ def test_a_cursor_without_failing_states_reads_as_nothing_failing(instance, webh
 def test_a_failed_run_alerts_with_its_job_step_partition_and_error(instance, webhook, partition_tags, partition):
     url, received = webhook
 
+    unreadable = "the flights file of 2013-01-02 is unreadable: " + "x" * 2000
+
     @dg.asset
     def broken():
-        raise ValueError("the flights file of 2013-01-02 is unreadable")
+        raise ValueError(unreadable)
 
-    result = dg.materialize([broken], instance=instance, tags=partition_tags, raise_on_error=False)
+    @dg.asset
+    def also_broken():
+        raise ValueError(unreadable)
+
+    result = dg.materialize([broken, also_broken], instance=instance, tags=partition_tags, raise_on_error=False)
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
     context = dg.build_run_status_sensor_context(
         sensor_name="run_failure_alerts", dagster_event=failure, dagster_instance=instance,
@@ -184,10 +190,11 @@ def test_a_failed_run_alerts_with_its_job_step_partition_and_error(instance, web
     run_failure_alerts(context)
 
     (alert,) = received
-    assert (alert["kind"], alert["run_id"], alert["step"], alert["partition"]) == ("run_failure", result.run_id, "broken", partition)
+    assert (alert["kind"], alert["run_id"], alert["partition"]) == ("run_failure", result.run_id, partition)
+    assert sorted(alert["step"].split(", ")) == ["also_broken", "broken"]
     assert alert["job"] == result.dagster_run.job_name and alert["severity"] == "ERROR"
     assert alert["text"].startswith(f"[ml_assets ERROR] run of {alert['job']} failed (")
-    assert "the flights file of 2013-01-02 is unreadable" in alert["error"]
+    assert alert["error"] == f"ValueError: {unreadable}"[:1500]  # the step's own error, cut
 
 
 # --- retraining --------------------------------------------------------------------------------
@@ -215,6 +222,13 @@ def test_a_retraining_reason_names_the_check_and_is_cut_at_500_characters():
     request, _ = decide([long], "2013-10-07", set(), None)
     assert request.reason.startswith("feature_drift on flight_features 2013-10-10: xxx")
     assert len(request.reason) == 500
+
+
+def test_the_training_window_is_exactly_the_weeks_before_the_monday():
+    monday = date(2013, 10, 7)
+    two_weeks = {monday - timedelta(days=n) for n in range(1, 15)}
+    assert latest_complete_week([str(monday)], two_weeks, window_weeks=2) == str(monday)
+    assert latest_complete_week([str(monday)], two_weeks - {monday - timedelta(days=14)}, window_weeks=2) is None
 
 
 def test_every_retraining_trigger_is_a_check_of_the_code_location():
