@@ -217,6 +217,12 @@ def test_retraining_waits_for_the_cooldown_and_asks_once_per_week():
     assert decide([], "2013-10-14", set(), None)[0] is None
 
 
+def test_retraining_answers_the_newest_of_its_signals():
+    days = [date(2013, 10, 11), date(2013, 10, 13), date(2013, 10, 12)]
+    request, _ = decide([signal(day) for day in days], "2013-10-07", set(), None)
+    assert request.signal.day == date(2013, 10, 13)
+
+
 def test_a_retraining_reason_names_the_check_and_is_cut_at_500_characters():
     long = Signal(date(2013, 10, 10), "flight_features", "feature_drift", "x" * 600)
     request, _ = decide([long], "2013-10-07", set(), None)
@@ -263,6 +269,17 @@ def test_the_retraining_sensor_requests_the_week_once_with_the_reason_as_a_tag(i
     record_run(instance, ["live_performance"], [drift_day + timedelta(days=1)], failing={"live_performance": ["performance_degradation"]})
     record_run(instance, ["flight_features"], [drift_day + timedelta(days=1)], failing={"flight_features": ["rows_per_day"]})
     assert sensor.tick().run_requests == []  # the same week, and not a retraining signal
+
+
+def test_a_signal_seen_before_any_week_was_complete_is_not_acted_on_later(instance, webhook):
+    url, _ = webhook
+    sensor = Sensor(retraining_sensor, instance, url)
+    drift_day = date(2013, 10, 10)
+    record_run(instance, ["batch_predictions"], [drift_day], failing={"batch_predictions": ["score_drift"]})
+    assert sensor.tick().run_requests == []  # no week has its whole training window yet
+
+    record_run(instance, ["flight_features"], [date(2013, 7, 1) + timedelta(days=n) for n in range(102)])
+    assert sensor.tick().run_requests == []
 
 
 def test_a_check_seen_while_still_planned_is_judged_once_it_completes(instance, webhook):
