@@ -271,6 +271,38 @@ def test_the_retraining_sensor_requests_the_week_once_with_the_reason_as_a_tag(i
     assert sensor.tick().run_requests == []  # the same week, and not a retraining signal
 
 
+UP_TO_OCT_10 = [date(2013, 7, 1) + timedelta(days=n) for n in range(102)]
+
+
+@pytest.mark.parametrize(
+    ("checks", "severity"),
+    [
+        ({"passing": {"batch_predictions": ["score_drift"]}}, "ERROR"),
+        ({"failing": {"batch_predictions": ["score_drift"]}}, "WARN"),
+        ({"failing": {"flight_features": ["rows_per_day"]}}, "ERROR"),
+    ],
+    ids=["passed", "warned", "not-a-trigger"],
+)
+def test_only_a_failed_error_of_a_trigger_check_asks_for_retraining(instance, webhook, checks, severity):
+    url, _ = webhook
+    sensor = Sensor(retraining_sensor, instance, url)
+    record_run(instance, ["flight_features"], UP_TO_OCT_10)
+    record_run(instance, list(next(iter(checks.values()))), [date(2013, 10, 10)], severity=severity, **checks)
+    assert sensor.tick().run_requests == []
+
+
+def test_a_week_is_retrained_once_even_after_the_cooldown(instance, webhook):
+    url, _ = webhook
+    sensor = Sensor(retraining_sensor, instance, url)
+    record_run(instance, ["flight_features"], UP_TO_OCT_10)
+    record_run(instance, ["batch_predictions"], [date(2013, 10, 10)], failing={"batch_predictions": ["score_drift"]})
+    (request,) = sensor.tick().run_requests
+    assert request.partition_key == "2013-10-07"
+
+    record_run(instance, ["batch_predictions"], [date(2013, 10, 20)], failing={"batch_predictions": ["score_drift"]})
+    assert sensor.tick().run_requests == []  # 2013-10-07 is still the latest complete week
+
+
 def test_a_signal_seen_before_any_week_was_complete_is_not_acted_on_later(instance, webhook):
     url, _ = webhook
     sensor = Sensor(retraining_sensor, instance, url)
@@ -278,7 +310,7 @@ def test_a_signal_seen_before_any_week_was_complete_is_not_acted_on_later(instan
     record_run(instance, ["batch_predictions"], [drift_day], failing={"batch_predictions": ["score_drift"]})
     assert sensor.tick().run_requests == []  # no week has its whole training window yet
 
-    record_run(instance, ["flight_features"], [date(2013, 7, 1) + timedelta(days=n) for n in range(102)])
+    record_run(instance, ["flight_features"], UP_TO_OCT_10)
     assert sensor.tick().run_requests == []
 
 
