@@ -303,6 +303,27 @@ def test_a_week_is_retrained_once_even_after_the_cooldown(instance, webhook):
     assert sensor.tick().run_requests == []  # 2013-10-07 is still the latest complete week
 
 
+def test_the_sensor_waits_for_the_cooldown_between_requests_and_alerts_each(instance, webhook):
+    url, received = webhook
+    sensor = Sensor(retraining_sensor, instance, url)
+    record_run(instance, ["flight_features"], UP_TO_OCT_10)
+    record_run(instance, ["batch_predictions"], [date(2013, 10, 10)], failing={"batch_predictions": ["score_drift"]})
+    (first,) = sensor.tick().run_requests
+    assert (first.partition_key, first.tags["ml_assets/trigger"]) == ("2013-10-07", "monitoring")
+
+    record_run(instance, ["flight_features"], [date(2013, 10, 11), date(2013, 10, 12), date(2013, 10, 13)])
+    record_run(instance, ["batch_predictions"], [date(2013, 10, 12)], failing={"batch_predictions": ["score_drift"]})
+    assert sensor.tick().run_requests == []  # two days after the last request: cooling down
+    assert sensor.tick().run_requests == []  # and nothing new since
+    record_run(instance, ["batch_predictions"], [date(2013, 10, 13)], failing={"batch_predictions": ["score_drift"]})
+    (second,) = sensor.tick().run_requests
+    assert second.partition_key == "2013-10-14"
+
+    assert [(a["kind"], a["partition"]) for a in received] == [("retraining", "2013-10-07"), ("retraining", "2013-10-14")]
+    assert received[0]["error"] == first.tags["ml_assets/retrain_reason"]
+    assert received[0]["text"].startswith("[ml_assets retraining] retraining the models of week 2013-10-07 (")
+
+
 def test_a_signal_seen_before_any_week_was_complete_is_not_acted_on_later(instance, webhook):
     url, _ = webhook
     sensor = Sensor(retraining_sensor, instance, url)
