@@ -126,8 +126,14 @@ def test_a_non_blocking_short_day_gate_only_warns():
     short = gates(clean_rows(50), gate, days=[TUESDAY])["rows_per_day"]
     assert not short.passed
     assert short.severity == dg.AssetCheckSeverity.WARN
-    assert {s.name: s.blocking for s in gate_check_specs("flights", gate)}["rows_per_day"] is False
+    blocking = {s.name: s.blocking for s in gate_check_specs("flights", gate)}
+    assert blocking.pop("rows_per_day") is False and all(blocking.values())
     assert {s.name: s.blocking for s in gate_check_specs("flights", FLIGHTS_ROWS_GATE)}["rows_per_day"] is True
+
+
+def test_the_short_delivery_rule_looks_back_four_weeks_only_when_configured():
+    assert FLIGHTS_ROWS_GATE.history_days == 28
+    assert QualityGate(max_quarantine_rate=0.01, min_rows_per_day=100).history_days == 0
 
 
 def test_a_table_without_a_daily_minimum_has_no_rows_per_day_gate():
