@@ -11,7 +11,6 @@ from ml_assets.models.registry import CHALLENGER, CHAMPION, CorruptModelArtifact
 from ml_assets.models.rollouts import (
     CANARY,
     NONE,
-    ROLLOUT_TAG,
     SHADOW,
     Rollout,
     RolloutError,
@@ -33,7 +32,7 @@ def test_a_canary_is_one_tag_and_an_alias_log_entry(registry):
     rollout = start_rollout(registry, "canary", 10, "first look at v2", by="ana")
 
     tags = registry.client.get_registered_model(registry.model_name).tags
-    assert json.loads(tags[ROLLOUT_TAG])["mode"] == "canary"
+    assert json.loads(tags["rollout"])["mode"] == "canary"
     assert current_rollout(registry) == rollout
     assert (rollout.mode, rollout.percent, rollout.challenger_version, rollout.champion_version) == (CANARY, 10.0, "2", "1")
     assert rollout.started_by == "ana" and rollout.started_at and rollout.active
