@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo dev live replay serve test bench lock clean checkov gpu-smoke-bundle
+.PHONY: install demo dev live replay serve test mutation bench lock clean checkov gpu-smoke-bundle
 
 # The live loop runs on its own data folder, landing zone and Dagster instance.
 LIVE_DIR := $(CURDIR)/data/live
@@ -46,6 +46,13 @@ serve: install
 
 test: install checkov
 	$(BIN)/python -m pytest
+
+# Mutation testing of the modules that guard data and models: mutmut's mutants, each judged by the
+# tests mapped to its module (ml_assets_tests/mutation/driver.py); too slow for `make test`.
+# MUTATION="--module ml_assets/sensors.py --survivors" narrows a pass.
+MUTATION ?= --jobs 2
+mutation: install
+	$(BIN)/python -m ml_assets_tests.mutation.driver $(MUTATION)
 
 # checkov (the Kubernetes manifests' checks) in a venv of its own, exactly as .ci/checkov.lock pins
 # it: it cannot share the project's venv (pip backtracks to an ancient 2.x against our lock).

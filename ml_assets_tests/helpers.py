@@ -98,10 +98,13 @@ def record_run(
     days: list,
     passing: dict[str, list[str]] | None = None,
     failing: dict[str, list[str]] | None = None,
+    metadata: dict | None = None,
+    severity: str = "ERROR",
 ) -> str:
     """Record what one run of the code location would: each asset materialized for each day (None:
-    unpartitioned), then its checks' results, all under one run id so Dagster ties the checks to
-    these materializations (a runless report cannot check a partition twice). Returns the run id."""
+    unpartitioned), then its checks' results (of `severity`, with `metadata`, by default a `reason`), all under
+    one run id so Dagster ties the checks to these materializations (a runless report cannot check
+    a partition twice). Returns the run id."""
     import uuid
 
     import dagster as dg
@@ -121,8 +124,8 @@ def record_run(
             for name, day in ((name, day) for name in names for day in days):
                 evaluation = dg.AssetCheckEvaluation(
                     asset_key=dg.AssetKey(asset), check_name=name, passed=passed,
-                    partition=day and day.isoformat(), severity=dg.AssetCheckSeverity.ERROR,
-                    metadata={"reason": f"{name} {'passed' if passed else 'failed'} on {day}"},
+                    partition=day and day.isoformat(), severity=dg.AssetCheckSeverity(severity),
+                    metadata={"reason": f"{name} {'passed' if passed else 'failed'} on {day}"} if metadata is None else metadata,
                 )  # fmt: skip
                 report(DagsterEventType.ASSET_CHECK_EVALUATION, evaluation)
     return run_id

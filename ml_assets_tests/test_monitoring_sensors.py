@@ -107,16 +107,80 @@ def test_a_check_alerts_once_when_it_starts_failing_and_again_after_it_recovered
     sensor.tick()
     assert len(received) == 2  # it recovered, then failed again
 
+    record_run(instance, ["flight_features"], [day], passing={"flight_features": ["feature_drift"]})
+    sensor.tick()
+    sensor.tick()  # nothing new since: the results seen are not judged again
+    assert len(received) == 2
 
-def test_a_failed_run_alerts_with_its_job_step_partition_and_error(instance, webhook):
+
+def test_the_alerts_of_one_tick_are_sent_oldest_first(instance, webhook):
     url, received = webhook
-    daily = dg.DailyPartitionsDefinition(start_date="2013-01-01")
+    sensor = Sensor(check_failure_alerts, instance, url)
+    sensor.tick()
+    day = date(2013, 10, 10)
+    record_run(instance, ["flight_features"], [day], failing={"flight_features": ["feature_drift"]})
+    record_run(instance, ["batch_predictions"], [day], failing={"batch_predictions": ["score_drift"]})
+    sensor.tick()
+    assert [alert["check"] for alert in received] == ["feature_drift", "score_drift"]
+    first = received[0]
+    assert (first["kind"], first["severity"], first["asset"]) == ("check_failure", "ERROR", "flight_features")
+    assert first["text"].startswith("[ml_assets ERROR] check feature_drift failed on flight_features (")
 
-    @dg.asset(partitions_def=daily)
+
+@pytest.mark.parametrize(
+    ("metadata", "error"),
+    [
+        ({"short_days": "| 2013-10-10 | 12 |", "breaches": "{}"}, "| 2013-10-10 | 12 |"),
+        ({"breaches": "{'tailnum': 0.5}"}, "{'tailnum': 0.5}"),
+        ({"rows": 12}, ""),
+        ({"reason": "x" * 1500}, "x" * 1000),
+    ],
+)
+def test_a_failed_check_alerts_with_the_first_of_its_explaining_metadata(instance, webhook, metadata, error):
+    url, received = webhook
+    sensor = Sensor(check_failure_alerts, instance, url)
+    sensor.tick()
+    record_run(instance, ["flight_features"], [date(2013, 10, 10)], failing={"flight_features": ["feature_drift"]},
+               metadata=metadata)  # fmt: skip
+    sensor.tick()
+    (alert,) = received
+    assert alert["check"] == "feature_drift" and (alert["error"] or "") == error
+
+
+def test_a_cursor_without_failing_states_reads_as_nothing_failing(instance, webhook):
+    """A cursor written before the failing states were kept (only `seen`) still works."""
+    url, received = webhook
+    sensor = Sensor(check_failure_alerts, instance, url)
+    sensor.cursor = json.dumps({"seen": {}})
+    record_run(instance, ["flight_features"], [date(2013, 10, 10)], failing={"flight_features": ["feature_drift"]})
+    sensor.tick()
+    assert [alert["check"] for alert in received] == ["feature_drift"]
+    assert json.loads(sensor.cursor)["failing"] == ["flight_features:feature_drift:2013-10-10"]
+
+
+@pytest.mark.parametrize(
+    ("partition_tags", "partition"),
+    [
+        ({"dagster/partition": "2013-01-02"}, "2013-01-02"),
+        ({"dagster/asset_partition_range_start": "2013-01-02", "dagster/asset_partition_range_end": "2013-01-04"},
+         "2013-01-02..2013-01-04"),
+        ({}, None),
+    ],
+)  # fmt: skip
+def test_a_failed_run_alerts_with_its_job_step_partition_and_error(instance, webhook, partition_tags, partition):
+    url, received = webhook
+
+    unreadable = "the flights file of 2013-01-02 is unreadable: " + "x" * 2000
+
+    @dg.asset
     def broken():
-        raise ValueError("the flights file of 2013-01-02 is unreadable")
+        raise ValueError(unreadable)
 
-    result = dg.materialize([broken], partition_key="2013-01-02", instance=instance, raise_on_error=False)
+    @dg.asset
+    def also_broken():
+        raise ValueError(unreadable)
+
+    result = dg.materialize([broken, also_broken], instance=instance, tags=partition_tags, raise_on_error=False)
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
     context = dg.build_run_status_sensor_context(
         sensor_name="run_failure_alerts", dagster_event=failure, dagster_instance=instance,
@@ -126,9 +190,11 @@ def test_a_failed_run_alerts_with_its_job_step_partition_and_error(instance, web
     run_failure_alerts(context)
 
     (alert,) = received
-    assert (alert["kind"], alert["run_id"], alert["step"], alert["partition"]) == ("run_failure", result.run_id, "broken", "2013-01-02")
-    assert alert["job"] == result.dagster_run.job_name
-    assert "the flights file of 2013-01-02 is unreadable" in alert["error"]
+    assert (alert["kind"], alert["run_id"], alert["partition"]) == ("run_failure", result.run_id, partition)
+    assert sorted(alert["step"].split(", ")) == ["also_broken", "broken"]
+    assert alert["job"] == result.dagster_run.job_name and alert["severity"] == "ERROR"
+    assert alert["text"].startswith(f"[ml_assets ERROR] run of {alert['job']} failed (")
+    assert alert["error"] == f"ValueError: {unreadable}"[:1500]  # the step's own error, cut
 
 
 # --- retraining --------------------------------------------------------------------------------
@@ -149,6 +215,33 @@ def test_retraining_waits_for_the_cooldown_and_asks_once_per_week():
     after, _ = decide([signal(date(2013, 10, 13))], "2013-10-14", {"2013-10-07"}, date(2013, 10, 10))
     assert after is not None and after.week == "2013-10-14"
     assert decide([], "2013-10-14", set(), None)[0] is None
+
+
+def test_retraining_answers_the_newest_of_its_signals():
+    days = [date(2013, 10, 11), date(2013, 10, 13), date(2013, 10, 12)]
+    request, _ = decide([signal(day) for day in days], "2013-10-07", set(), None)
+    assert request.signal.day == date(2013, 10, 13)
+
+
+def test_a_retraining_reason_names_the_check_and_is_cut_at_500_characters():
+    long = Signal(date(2013, 10, 10), "flight_features", "feature_drift", "x" * 600)
+    request, _ = decide([long], "2013-10-07", set(), None)
+    assert request.reason.startswith("feature_drift on flight_features 2013-10-10: xxx")
+    assert len(request.reason) == 500
+
+
+def test_the_training_window_is_exactly_the_weeks_before_the_monday():
+    monday = date(2013, 10, 7)
+    two_weeks = {monday - timedelta(days=n) for n in range(1, 15)}
+    assert latest_complete_week([str(monday)], two_weeks, window_weeks=2) == str(monday)
+    assert latest_complete_week([str(monday)], two_weeks - {monday - timedelta(days=14)}, window_weeks=2) is None
+
+
+def test_every_retraining_trigger_is_a_check_of_the_code_location():
+    from ml_assets.monitoring.retraining import TRIGGERS
+
+    checks = {(key.asset_key.to_user_string(), key.name) for key in defs.resolve_asset_graph().asset_check_keys}
+    assert TRIGGERS <= checks
 
 
 def test_the_latest_complete_week_is_the_latest_whose_whole_window_is_present():
@@ -176,6 +269,70 @@ def test_the_retraining_sensor_requests_the_week_once_with_the_reason_as_a_tag(i
     record_run(instance, ["live_performance"], [drift_day + timedelta(days=1)], failing={"live_performance": ["performance_degradation"]})
     record_run(instance, ["flight_features"], [drift_day + timedelta(days=1)], failing={"flight_features": ["rows_per_day"]})
     assert sensor.tick().run_requests == []  # the same week, and not a retraining signal
+
+
+UP_TO_OCT_10 = [date(2013, 7, 1) + timedelta(days=n) for n in range(102)]
+
+
+@pytest.mark.parametrize(
+    ("checks", "severity"),
+    [
+        ({"passing": {"batch_predictions": ["score_drift"]}}, "ERROR"),
+        ({"failing": {"batch_predictions": ["score_drift"]}}, "WARN"),
+        ({"failing": {"flight_features": ["rows_per_day"]}}, "ERROR"),
+    ],
+    ids=["passed", "warned", "not-a-trigger"],
+)
+def test_only_a_failed_error_of_a_trigger_check_asks_for_retraining(instance, webhook, checks, severity):
+    url, _ = webhook
+    sensor = Sensor(retraining_sensor, instance, url)
+    record_run(instance, ["flight_features"], UP_TO_OCT_10)
+    record_run(instance, list(next(iter(checks.values()))), [date(2013, 10, 10)], severity=severity, **checks)
+    assert sensor.tick().run_requests == []
+
+
+def test_a_week_is_retrained_once_even_after_the_cooldown(instance, webhook):
+    url, _ = webhook
+    sensor = Sensor(retraining_sensor, instance, url)
+    record_run(instance, ["flight_features"], UP_TO_OCT_10)
+    record_run(instance, ["batch_predictions"], [date(2013, 10, 10)], failing={"batch_predictions": ["score_drift"]})
+    (request,) = sensor.tick().run_requests
+    assert request.partition_key == "2013-10-07"
+
+    record_run(instance, ["batch_predictions"], [date(2013, 10, 20)], failing={"batch_predictions": ["score_drift"]})
+    assert sensor.tick().run_requests == []  # 2013-10-07 is still the latest complete week
+
+
+def test_the_sensor_waits_for_the_cooldown_between_requests_and_alerts_each(instance, webhook):
+    url, received = webhook
+    sensor = Sensor(retraining_sensor, instance, url)
+    record_run(instance, ["flight_features"], UP_TO_OCT_10)
+    record_run(instance, ["batch_predictions"], [date(2013, 10, 10)], failing={"batch_predictions": ["score_drift"]})
+    (first,) = sensor.tick().run_requests
+    assert (first.partition_key, first.tags["ml_assets/trigger"]) == ("2013-10-07", "monitoring")
+
+    record_run(instance, ["flight_features"], [date(2013, 10, 11), date(2013, 10, 12), date(2013, 10, 13)])
+    record_run(instance, ["batch_predictions"], [date(2013, 10, 12)], failing={"batch_predictions": ["score_drift"]})
+    assert sensor.tick().run_requests == []  # two days after the last request: cooling down
+    assert sensor.tick().run_requests == []  # and nothing new since
+    record_run(instance, ["batch_predictions"], [date(2013, 10, 13)], failing={"batch_predictions": ["score_drift"]})
+    (second,) = sensor.tick().run_requests
+    assert second.partition_key == "2013-10-14"
+
+    assert [(a["kind"], a["partition"]) for a in received] == [("retraining", "2013-10-07"), ("retraining", "2013-10-14")]
+    assert received[0]["error"] == first.tags["ml_assets/retrain_reason"]
+    assert received[0]["text"].startswith("[ml_assets retraining] retraining the models of week 2013-10-07 (")
+
+
+def test_a_signal_seen_before_any_week_was_complete_is_not_acted_on_later(instance, webhook):
+    url, _ = webhook
+    sensor = Sensor(retraining_sensor, instance, url)
+    drift_day = date(2013, 10, 10)
+    record_run(instance, ["batch_predictions"], [drift_day], failing={"batch_predictions": ["score_drift"]})
+    assert sensor.tick().run_requests == []  # no week has its whole training window yet
+
+    record_run(instance, ["flight_features"], UP_TO_OCT_10)
+    assert sensor.tick().run_requests == []
 
 
 def test_a_check_seen_while_still_planned_is_judged_once_it_completes(instance, webhook):

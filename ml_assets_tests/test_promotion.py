@@ -2,8 +2,11 @@
 check, a corrupt artifact; and the `ml-assets promote` / `rollback` commands."""
 
 import dagster as dg
+import polars as pl
 import pytest
 
+from ml_assets.assets.evaluation import EVALUATIONS
+from ml_assets.assets.weekly import read_week_rows
 from ml_assets.cli import main
 from ml_assets.models.lgbm import LgbmSearchConfig, train_lgbm
 from ml_assets.models.registry import CHALLENGER, CHAMPION
@@ -105,6 +108,40 @@ def test_promotion_refuses_a_stale_evaluation(lake_and_tracking, dagster_instanc
 
     assert "re-run model_evaluation" in failure_messages(stale)["champion_promotion"]
     assert registry.version_for(CHAMPION) == other
+
+
+def test_the_gate_promotes_a_challenger_beating_the_champion_by_more_than_the_margin_only(
+    lake_and_tracking, dagster_instance
+):
+    """The weaker of the week's two models is made champion by hand; the evaluation scores both
+    on the same days, and the gate moves the champion only when the challenger's gain exceeds
+    the margin."""
+    storage, tracking = lake_and_tracking
+    assert run_week(dagster_instance, WEEK, storage, tracking, [*TRAINING_ASSETS, "model_evaluation"]).success
+    registry = tracking.registry()
+    challenger = registry.version_for(CHALLENGER)
+    weaker = next(v for v in registry.versions_tagged(dagster_partition=WEEK) if v != challenger)
+    registry.promote(weaker, "the weaker model as champion")
+
+    evaluated = run_week(dagster_instance, WEEK, storage, tracking, ["model_evaluation"])
+    assert materialized(evaluated)["model_evaluation"]["champion_version"] == weaker
+    rows = read_week_rows(storage, EVALUATIONS, WEEK, "model_evaluation")
+    roc_auc = dict(rows.filter(pl.col("role").is_in(["challenger", "champion"])).select("role", "roc_auc").iter_rows())
+    gain = roc_auc["challenger"] - roc_auc["champion"]
+    assert gain > 0.002, roc_auc
+
+    held = run_week(dagster_instance, WEEK, storage, tracking, ["champion_promotion"],
+                    champion_promotion={"margin": gain + 0.001})  # fmt: skip
+    assert materialized(held)["champion_promotion"]["promoted"] is False
+    assert registry.version_for(CHAMPION) == weaker
+
+    promoted = run_week(dagster_instance, WEEK, storage, tracking, ["champion_promotion"],
+                        champion_promotion={"margin": gain - 0.001})  # fmt: skip
+    assert materialized(promoted)["champion_promotion"] | {"decision": None} == {
+        "promoted": True, "decision": None, "challenger_version": challenger, "champion_version": challenger,
+    }  # fmt: skip
+    assert registry.version_for(CHAMPION) == challenger
+    assert registry.alias_log()[-1].moved_by == "dagster asset champion_promotion"
 
 
 # --- ml-assets promote / rollback ----------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The landing-zone sensor: which deliveries trigger runs, and that nothing runs twice."""
 
 import os
+import re
 import shutil
 from datetime import date
 
@@ -85,3 +86,31 @@ def test_days_outside_the_partitions_and_stray_files_are_ignored(tmp_path):
 def test_the_embedded_source_skips():
     result = evaluate(EmbeddedNycflights13())
     assert isinstance(result, dg.SkipReason)
+
+
+def test_a_file_with_unchanged_time_and_size_is_not_read_again_until_touched(tmp_path):
+    """The cursor keeps each file's content hash with its time and size: a file rewritten with the
+    same size and time keeps its hash (not read again); once its time changes it is read, and its
+    new content runs its day again."""
+    root = write_landing_zone(tmp_path / "landing", date(2013, 1, 1), date(2013, 1, 2))
+    first = evaluate(LandingZone(root=str(root)))
+    flights = root / "flights" / "2013-01-01.csv"
+    before = flights.stat()
+    content = flights.read_bytes()
+    flights.write_bytes(content.replace(b"EWR", b"LGA", 1))
+    os.utime(flights, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    unread = evaluate(LandingZone(root=str(root)), cursor=first.cursor)
+    assert unread.run_requests == []
+
+    os.utime(flights)
+    touched = evaluate(LandingZone(root=str(root)), cursor=unread.cursor)
+    assert [r.partition_key for r in touched.run_requests] == ["2013-01-01"]
+    assert evaluate(LandingZone(root=str(root)), cursor=touched.cursor).run_requests == []
+
+
+def test_run_keys_are_the_day_and_16_hex_digits_of_its_content_digest(tmp_path):
+    """Run keys outlive a deploy: Dagster skips a key it has launched, so their form is fixed."""
+    root = write_landing_zone(tmp_path / "landing", date(2013, 1, 1), date(2013, 1, 1))
+    (request,) = evaluate(LandingZone(root=str(root))).run_requests
+    assert re.fullmatch(r"2013-01-01@[0-9a-f]{16}", request.run_key)

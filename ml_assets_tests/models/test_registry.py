@@ -129,3 +129,63 @@ def test_unreachable_mlflow_fails_clearly_and_moves_nothing(
         register(unreachable, tiny_model, features, artifact_location)
     assert registry.version_for(CHAMPION) == version
     assert len(registry.alias_log()) == 1
+
+
+class FixedScores:
+    """An MLflow python model that loads fine and answers `scores` (repeated) to any input."""
+
+    def __init__(self, scores: list[float]):
+        self.scores = scores
+
+    def predict(self, context, model_input, params=None):
+        import numpy as np
+
+        return np.resize(np.asarray(self.scores, dtype=float), len(model_input))
+
+
+def register_fixed_scores(registry, scores, features, artifact_location) -> str:
+    import mlflow
+
+    from ml_assets.models.dataset import model_input_frame
+    from ml_assets.models.tracking import experiment_id
+
+    python_model = type("FixedScoresModel", (FixedScores, mlflow.pyfunc.PythonModel), {})(scores)
+    with mlflow.start_run(experiment_id=experiment_id(registry.client, MODEL_NAME, artifact_location)) as run:
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=python_model, input_example=model_input_frame(features.head(4)),
+            pip_requirements=[],
+        )  # fmt: skip
+    return registry.register_version(info.model_uri, run.info.run_id)
+
+
+def test_an_artifact_that_loads_but_scores_outside_0_1_is_refused(registry, features, artifact_location):
+    bounds = register_fixed_scores(registry, [0.0, 1.0], features, artifact_location)
+    registry.promote(bounds, "scores at both ends of [0, 1] are probabilities")
+
+    for scores in ([0.5, 1.0001], [-0.0001, 0.5]):
+        version = register_fixed_scores(registry, scores, features, artifact_location)
+        with pytest.raises(CorruptModelArtifactError, match="no valid probabilities"):
+            registry.promote(version, "loads, but its scores are not probabilities")
+    assert registry.version_for(CHAMPION) == bounds
+    assert [m.to_version for m in registry.alias_log()] == [bounds]
+
+
+@pytest.mark.parametrize("had_champion", [True, False])
+def test_a_move_whose_log_entry_fails_restores_the_alias(
+    monkeypatch, registry, tiny_model, features, artifact_location, had_champion
+):
+    first, second = (register(registry, tiny_model, features, artifact_location) for _ in range(2))
+    if had_champion:
+        registry.promote(first, "first champion")
+    log = registry.alias_log()
+
+    def tag_write_fails(*args, **kwargs):
+        raise RuntimeError("store went away after the alias moved")
+
+    monkeypatch.setattr(registry.client, "set_registered_model_tag", tag_write_fails)
+    with pytest.raises(MlflowUnavailableError, match="alias restored"):
+        registry.promote(second, "its log entry cannot be written")
+
+    monkeypatch.undo()
+    assert registry.version_for(CHAMPION) == (first if had_champion else None)
+    assert registry.alias_log() == log

@@ -11,7 +11,6 @@ from ml_assets.models.registry import CHALLENGER, CHAMPION, CorruptModelArtifact
 from ml_assets.models.rollouts import (
     CANARY,
     NONE,
-    ROLLOUT_TAG,
     SHADOW,
     Rollout,
     RolloutError,
@@ -25,14 +24,15 @@ from ml_assets.models.rollouts import (
 
 def test_no_record_means_no_rollout(registry):
     assert current_rollout(registry) == Rollout() and not Rollout().active
+    assert Rollout().mode == "none"  # the modes' spelling is stored in the tag and typed on the CLI
     assert rollout_from_tags({"alias_move.1": "{}"}) == Rollout(mode=NONE)
 
 
 def test_a_canary_is_one_tag_and_an_alias_log_entry(registry):
-    rollout = start_rollout(registry, CANARY, 10, "first look at v2", by="ana")
+    rollout = start_rollout(registry, "canary", 10, "first look at v2", by="ana")
 
     tags = registry.client.get_registered_model(registry.model_name).tags
-    assert json.loads(tags[ROLLOUT_TAG])["mode"] == CANARY
+    assert json.loads(tags["rollout"])["mode"] == "canary"
     assert current_rollout(registry) == rollout
     assert (rollout.mode, rollout.percent, rollout.challenger_version, rollout.champion_version) == (CANARY, 10.0, "2", "1")
     assert rollout.started_by == "ana" and rollout.started_at and rollout.active
@@ -42,7 +42,7 @@ def test_a_canary_is_one_tag_and_an_alias_log_entry(registry):
 
 
 def test_the_share_of_a_rollout_can_change_but_not_its_challenger(registry):
-    start_rollout(registry, SHADOW, 100, "shadow first", by="ana")
+    start_rollout(registry, "shadow", 100, "shadow first", by="ana")
     wider = start_rollout(registry, CANARY, 50, "then half", by="ana")
 
     assert current_rollout(registry) == wider and wider.percent == 50.0

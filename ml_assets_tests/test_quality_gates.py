@@ -1,0 +1,145 @@
+"""evaluate_gates: each gate seen failing, and its threshold pinned from both sides."""
+
+import dataclasses
+from datetime import date, datetime, timedelta, timezone
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from ml_assets.flights.quality_gates import QUALITY_GATES
+from ml_assets.quality.gates import QualityGate, evaluate_gates, gate_check_specs
+from ml_assets.quality.validation import QUARANTINE_SCHEMA, ValidationResult
+from ml_assets_tests.test_validation import KEY, SCHEMA
+
+TUESDAY = date(2013, 1, 29)
+# The real flights thresholds (a day needs 100 rows and 60 % of its weekday's recent median),
+# without the null-rate columns the tiny table here does not have.
+FLIGHTS_ROWS_GATE = dataclasses.replace(QUALITY_GATES["flights"], max_null_rate={})
+
+
+def clean_rows(count: int, day: date = TUESDAY, first_id: int = 1, score=50.0) -> pl.DataFrame:
+    """`count` valid rows of the tiny table on `day`; a callable `score` gets the row's index."""
+    return pl.DataFrame(
+        {
+            "id": list(range(first_id, first_id + count)),
+            "score": [score(i) if callable(score) else score for i in range(count)],
+            "code": ["AB"] * count,
+            "seen_utc": [datetime(2013, 1, 1, 10, tzinfo=timezone.utc)] * count,
+            "date": [day] * count,
+        },
+        schema={**{c: col.dtype.type for c, col in SCHEMA.columns.items()}, "date": pl.Date},
+    )
+
+
+def gates(clean: pl.DataFrame, gate: QualityGate, days=None, earlier_counts=None, quarantine=None, raw_rows=None):
+    quarantine = quarantine if quarantine is not None else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    result = ValidationResult(clean=clean, quarantine=quarantine, raw_rows=raw_rows or clean.height)
+    return {g.check_name: g for g in evaluate_gates(result, SCHEMA, KEY, gate, days, earlier_counts)}
+
+
+def test_key_unique_fails_on_a_repeated_key_and_counts_the_repeats():
+    gate = QualityGate(max_quarantine_rate=0.01)
+    assert gates(clean_rows(3), gate)["key_unique"].passed
+
+    repeated = gates(pl.concat([clean_rows(3), clean_rows(2)]), gate)["key_unique"]
+    assert not repeated.passed
+    assert repeated.metadata["duplicated_rows"].value == 2
+    assert repeated.metadata["key"].value == "id"
+
+
+def test_schema_conforms_fails_on_a_stored_row_breaking_a_rule():
+    gate = QualityGate(max_quarantine_rate=0.01)
+    assert gates(clean_rows(3), gate)["schema_conforms"].passed
+
+    out_of_range = gates(clean_rows(3, score=lambda i: 150.0 if i == 1 else 50.0), gate)["schema_conforms"]
+    assert not out_of_range.passed
+    assert "150" in out_of_range.metadata["failures"].value
+
+
+def test_quarantine_rate_passes_at_its_threshold_and_fails_above_it():
+    rejected = pl.DataFrame(
+        {"rule": ["in_range"], "column": ["score"], "value": ["150"], "_source_file": ["f.csv"],
+         "_source_row": [101], "source_record": ["{}"]},
+        schema=QUARANTINE_SCHEMA,
+    )  # fmt: skip
+    at_limit = gates(clean_rows(99), QualityGate(max_quarantine_rate=0.01), quarantine=rejected, raw_rows=100)
+    assert at_limit["quarantine_rate"].passed
+    assert at_limit["quarantine_rate"].metadata["quarantine_rate"].value == pytest.approx(0.01)
+    above = gates(clean_rows(99), QualityGate(max_quarantine_rate=0.0099), quarantine=rejected, raw_rows=100)
+    assert not above["quarantine_rate"].passed
+
+
+def test_null_rates_fail_on_the_worst_day_not_on_the_average():
+    """A day with 35 % nulls passes a 0.35 limit; 36 % fails it, even when another day has none
+    and the average is far below."""
+    gate = QualityGate(max_quarantine_rate=0.01, max_null_rate={"score": 0.35})
+
+    def with_nulls(nulls: int) -> pl.DataFrame:
+        return pl.concat([
+            clean_rows(100, score=lambda i: None if i < nulls else 50.0),
+            clean_rows(100, day=TUESDAY + timedelta(days=1), first_id=1000),
+        ])  # fmt: skip
+
+    assert gates(with_nulls(35), gate)["null_rates"].passed
+    failing = gates(with_nulls(36), gate)["null_rates"]
+    assert not failing.passed
+    assert failing.metadata["breaches"].value == {"score": 0.36}
+    assert failing.metadata["worst_day_null_rate"].value == {"score": 0.36}
+    assert failing.metadata["thresholds"].value == {"score": 0.35}
+
+
+def test_rows_per_day_pins_the_flights_minimum_of_100_rows():
+    assert gates(clean_rows(100), FLIGHTS_ROWS_GATE, days=[TUESDAY])["rows_per_day"].passed
+    short = gates(clean_rows(99), FLIGHTS_ROWS_GATE, days=[TUESDAY])["rows_per_day"]
+    assert not short.passed
+    assert short.severity == dg.AssetCheckSeverity.ERROR
+    assert short.metadata["fewest_rows"].value == 99
+    assert short.metadata["minimum"].value == 100
+
+
+def test_rows_per_day_fails_a_day_with_less_than_60_percent_of_its_weekday_median():
+    """Four earlier Tuesdays with 300, 200, 200, 100 rows (median 200): 120 rows pass, 119 fail."""
+    earlier = {TUESDAY - timedelta(weeks=k): rows for k, rows in zip(range(1, 5), (300, 200, 200, 100))}
+    assert gates(clean_rows(120), FLIGHTS_ROWS_GATE, [TUESDAY], earlier)["rows_per_day"].passed
+
+    short = gates(clean_rows(119), FLIGHTS_ROWS_GATE, [TUESDAY], earlier)["rows_per_day"]
+    assert not short.passed
+    assert "0.595" in short.metadata["short_days"].value
+
+
+def test_the_weekday_share_needs_two_earlier_weeks_and_looks_at_most_weekday_weeks_back():
+    one_week = {TUESDAY - timedelta(weeks=1): 1000}
+    assert gates(clean_rows(100), FLIGHTS_ROWS_GATE, [TUESDAY], one_week)["rows_per_day"].passed
+
+    fifth_week_back = {TUESDAY - timedelta(weeks=k): 1000 for k in (1, 5)}
+    assert gates(clean_rows(100), FLIGHTS_ROWS_GATE, [TUESDAY], fifth_week_back)["rows_per_day"].passed
+    other_weekdays = {TUESDAY - timedelta(days=d): 1000 for d in (1, 2, 6, 8)}
+    assert gates(clean_rows(100), FLIGHTS_ROWS_GATE, [TUESDAY], other_weekdays)["rows_per_day"].passed
+
+    two_weeks = {TUESDAY - timedelta(weeks=k): 1000 for k in (1, 4)}
+    assert not gates(clean_rows(100), FLIGHTS_ROWS_GATE, [TUESDAY], two_weeks)["rows_per_day"].passed
+
+
+def test_a_non_blocking_short_day_gate_only_warns():
+    gate = dataclasses.replace(FLIGHTS_ROWS_GATE, short_day_blocks=False)
+    short = gates(clean_rows(50), gate, days=[TUESDAY])["rows_per_day"]
+    assert not short.passed
+    assert short.severity == dg.AssetCheckSeverity.WARN
+    blocking = {s.name: s.blocking for s in gate_check_specs("flights", gate)}
+    assert blocking.pop("rows_per_day") is False and all(blocking.values())
+    assert {s.name: s.blocking for s in gate_check_specs("flights", FLIGHTS_ROWS_GATE)}["rows_per_day"] is True
+
+
+def test_the_short_delivery_rule_looks_back_four_weeks_only_when_configured():
+    assert FLIGHTS_ROWS_GATE.history_days == 28
+    assert QualityGate(max_quarantine_rate=0.01, min_rows_per_day=100).history_days == 0
+
+
+def test_a_table_without_a_daily_minimum_has_no_rows_per_day_gate():
+    gate = QualityGate(max_quarantine_rate=0.01)
+    assert "rows_per_day" not in gates(clean_rows(1), gate, days=[TUESDAY])
+    assert [s.name for s in gate_check_specs("planes", gate)] == [
+        "schema_conforms", "key_unique", "quarantine_rate", "null_rates",
+    ]  # fmt: skip
+    assert all(s.blocking for s in gate_check_specs("planes", gate))
