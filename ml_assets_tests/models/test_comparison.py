@@ -46,3 +46,11 @@ def test_without_a_champion_only_candidates_and_baselines_are_scored(features):
 def test_no_candidates_is_an_error(features):
     with pytest.raises(ValueError, match="no candidate"):
         compare_models(features, features, {}, None, 30)
+
+
+
+def test_every_model_is_sliced_with_the_slice_size_asked_for(features):
+    comparison = compare_models(features.tail(1000), features.head(2000), {"lightgbm v1": _oracle}, None, 200)
+
+    for evaluation in comparison.evaluations.values():  # this window has slices of 124 to 1,000 rows
+        assert evaluation.slices.height > 0 and evaluation.slices["rows"].min() >= 200
