@@ -2,6 +2,8 @@
 
 import json
 import shutil
+from dataclasses import asdict
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -24,6 +26,10 @@ from ml_assets.models.rollouts import (
 
 def test_no_record_means_no_rollout(registry):
     assert current_rollout(registry) == Rollout() and not Rollout().active
+    assert asdict(Rollout()) == {  # what `ml-assets rollout status` shows: nothing, not empty strings
+        "mode": "none", "percent": 0.0, "challenger_version": None, "champion_version": None, "started_at": None,
+        "started_by": None, "reason": None, "ended_at": None, "ended_by": None, "end": None,
+    }  # fmt: skip
     assert Rollout().mode == "none"  # the modes' spelling is stored in the tag and typed on the CLI
     assert rollout_from_tags({"alias_move.1": "{}"}) == Rollout(mode=NONE)
 
@@ -35,7 +41,8 @@ def test_a_canary_is_one_tag_and_an_alias_log_entry(registry):
     assert json.loads(tags["rollout"])["mode"] == "canary"
     assert current_rollout(registry) == rollout
     assert (rollout.mode, rollout.percent, rollout.challenger_version, rollout.champion_version) == (CANARY, 10.0, "2", "1")
-    assert rollout.started_by == "ana" and rollout.started_at and rollout.active
+    assert rollout.started_by == "ana" and rollout.reason == "first look at v2" and rollout.active
+    assert datetime.fromisoformat(rollout.started_at).utcoffset() == timedelta(0)  # UTC, with its offset
     last = registry.alias_log()[-1]
     assert (last.alias, last.action, last.from_version, last.to_version, last.moved_by) == (CHALLENGER, "rollout_canary", "1", "2", "ana")
     assert last.reason == "10 %: first look at v2"
@@ -61,6 +68,10 @@ def test_a_rollout_needs_a_mode_and_a_share(registry, mode, percent, message):
     with pytest.raises(RolloutError, match=message):
         start_rollout(registry, mode, percent, "why", by="ana")
     assert current_rollout(registry) == Rollout()
+
+
+def test_a_share_below_one_percent_is_a_share(registry):
+    assert start_rollout(registry, CANARY, 0.5, "a trickle", by="ana").percent == 0.5
 
 
 def test_a_rollout_needs_a_challenger_other_than_the_champion(registry):
@@ -96,6 +107,7 @@ def test_promote_moves_the_champion_and_ends_the_rollout(registry):
     assert registry.version_for(CHAMPION) == "2" and (move.action, move.from_version, move.to_version) == ("promote", "1", "2")
     ended = current_rollout(registry)
     assert (ended.mode, ended.end, ended.ended_by, ended.challenger_version) == (NONE, "promoted", "ana", "2")
+    assert ended.ended_at >= ended.started_at and registry.alias_log()[-1].moved_by == "ana"
     with pytest.raises(RolloutError, match="no rollout in progress to promote"):
         promote_rollout(registry, "again", by="ana")
 
