@@ -66,7 +66,7 @@ TESTS_BY_MODULE = {
     "ml_assets/monitoring/retraining.py": ["ml_assets_tests/test_monitoring_sensors.py"],
     "ml_assets/monitoring/performance.py": ["ml_assets_tests/test_monitoring_assets.py"],
     "ml_assets/serving/guardrails.py": ["ml_assets_tests/serving/test_guardrails.py"],
-    "ml_assets/models/rollouts.py": ["ml_assets_tests/serving/test_rollouts.py"],
+    "ml_assets/models/rollouts.py": ["ml_assets_tests/serving/test_rollouts.py", "ml_assets_tests/serving/test_rollout_cli.py"],
 }
 PYTEST_ARGS = ["-q", "-x", "-p", "no:cacheprovider", "-W", "ignore"]
 # A mutant's tests may take this many times their unmutated duration (plus the constant) before
