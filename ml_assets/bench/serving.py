@@ -154,7 +154,6 @@ def _line(name: str, result: dict) -> str:
 
 
 def run(rates: list[float], duration: float = 10.0) -> dict:
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from ml_assets.models.registry import CHAMPION, ModelRegistry
     from ml_assets.resources.mlflow import local_mlflow
     from ml_assets.serving.redis_store import RedisOnlineStore

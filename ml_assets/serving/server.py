@@ -7,7 +7,6 @@ import os
 
 
 def run_server(host: str, port: int, warm_from_lake: bool = False) -> int:
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import uvicorn
 
     from ml_assets.serving.app import create_app
