@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
 
 
 def run_server(host: str, port: int, warm_from_lake: bool = False) -> int:
