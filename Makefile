@@ -44,8 +44,11 @@ replay: install
 serve: install
 	$(BIN)/ml-assets serve --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8000) --warm-from-lake
 
+# The suite on TEST_WORKERS processes (pytest-xdist), each test file whole on one of them (its
+# module fixtures built once); TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
 test: install checkov
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Mutation testing of the modules that guard data and models: mutmut's mutants, each judged by the
 # tests mapped to its module (ml_assets_tests/mutation/driver.py); too slow for `make test`.
