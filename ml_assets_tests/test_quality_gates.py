@@ -143,3 +143,58 @@ def test_a_table_without_a_daily_minimum_has_no_rows_per_day_gate():
         "schema_conforms", "key_unique", "quarantine_rate", "null_rates",
     ]  # fmt: skip
     assert all(s.blocking for s in gate_check_specs("planes", gate))
+
+
+# What each gate reports is what the UI shows and what an alert quotes (sensors.py reads
+# `short_days` and `breaches`): pinned here, not only pass/fail.
+
+
+def test_quarantine_rate_reports_the_rate_its_threshold_and_the_rules_broken():
+    rejected = pl.DataFrame(
+        {"rule": ["in_range", "in_range", "not_null"], "column": ["score", "score", "code"], "value": ["150", "-1", None],
+         "_source_file": ["f.csv"] * 3, "_source_row": [101, 102, 103], "source_record": ["{}"] * 3},
+        schema=QUARANTINE_SCHEMA,
+    )  # fmt: skip
+    check = gates(clean_rows(97), QualityGate(max_quarantine_rate=0.05), quarantine=rejected, raw_rows=100)["quarantine_rate"]
+    metadata = {key: value.value for key, value in check.metadata.items()}
+    assert check.passed
+    assert metadata == {
+        "quarantine_rate": pytest.approx(0.03), "threshold": 0.05, "quarantined_rows": 3, "delivered_rows": 100,
+        "violations_by_rule": {"in_range": 2, "not_null": 1},
+    }  # fmt: skip
+
+
+def test_null_rates_without_watched_columns_or_rows_pass_and_say_how_many_columns_were_watched():
+    unwatched = gates(clean_rows(3), QualityGate(max_quarantine_rate=0.01))["null_rates"]
+    assert unwatched.passed and unwatched.metadata["columns"].value == 0
+    watched = QualityGate(max_quarantine_rate=0.01, max_null_rate={"score": 0.1, "code": 0.1})
+    empty = gates(clean_rows(0), watched)["null_rates"]
+    assert empty.passed and empty.metadata["columns"].value == 2
+
+
+def test_null_rates_report_every_watched_columns_worst_day_even_when_passing():
+    gate = QualityGate(max_quarantine_rate=0.01, max_null_rate={"score": 0.5, "code": 0.5})
+    check = gates(clean_rows(4, score=lambda i: None if i == 0 else 50.0), gate)["null_rates"]
+    assert check.passed
+    assert check.metadata["worst_day_null_rate"].value == {"score": 0.25, "code": 0.0}
+    assert check.metadata["breaches"].value == {}
+
+
+def test_rows_per_day_reports_the_short_days_as_a_table_and_none_when_there_are_none():
+    earlier = {TUESDAY - timedelta(weeks=k): 200 for k in (1, 2)}
+    complete = gates(clean_rows(150), FLIGHTS_ROWS_GATE, [TUESDAY], earlier)["rows_per_day"]
+    assert {key: value.value for key, value in complete.metadata.items()} == {
+        "minimum": 100, "min_weekday_share": 0.6, "fewest_rows": 150, "days": 1, "short_days": "none",
+    }  # fmt: skip
+
+    short = gates(clean_rows(110), FLIGHTS_ROWS_GATE, [TUESDAY], earlier)["rows_per_day"]
+    assert short.metadata["short_days"].value.splitlines() == [
+        "| date | rows | weekday_median | share |", "|---|---|---|---|", "| 2013-01-29 | 110 | 200 | 0.55 |",
+    ]  # fmt: skip
+
+
+def test_a_delivered_day_without_rows_is_short_and_the_fewest_rows_of_no_days_is_zero():
+    empty_day = gates(clean_rows(0), FLIGHTS_ROWS_GATE, [TUESDAY])["rows_per_day"]
+    assert not empty_day.passed and empty_day.metadata["fewest_rows"].value == 0
+    no_days = gates(clean_rows(0), FLIGHTS_ROWS_GATE, [])["rows_per_day"]
+    assert no_days.passed and no_days.metadata["fewest_rows"].value == 0 and no_days.metadata["days"].value == 0

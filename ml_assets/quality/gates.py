@@ -145,18 +145,19 @@ def rows_by_day(frame: pl.DataFrame, days: list[date]) -> dict[date, int]:
 
 
 def short_days(counts: dict[date, int], days: list[date], gate: QualityGate) -> pl.DataFrame:
-    """The days among `days` whose row count in `counts` breaks the gate: under the minimum, or
-    under `min_weekday_share` of the median of the same weekday's counts in the weeks before."""
+    """The days among `days` (each one in `counts`) whose row count breaks the gate: under the
+    minimum, or under `min_weekday_share` of the median of the same weekday's counts in the weeks
+    before."""
     rows = []
     for day in sorted(days):
         same_weekday = [counts[earlier] for k in range(1, gate.weekday_weeks + 1)
                         if (earlier := day - timedelta(weeks=k)) in counts]  # fmt: skip
         median = statistics.median(same_weekday) if len(same_weekday) >= 2 else None
-        share = counts.get(day, 0) / median if median else None
-        too_few = counts.get(day, 0) < (gate.min_rows_per_day or 0)
+        share = counts[day] / median if median else None
+        too_few = counts[day] < (gate.min_rows_per_day or 0)
         too_short = gate.min_weekday_share is not None and share is not None and share < gate.min_weekday_share
         if too_few or too_short:
-            rows.append((day, counts.get(day, 0), median, share))
+            rows.append((day, counts[day], median, share))
     schema = {"date": pl.Date, "rows": pl.Int64, "weekday_median": pl.Float64, "share": pl.Float64}
     return pl.DataFrame(rows, schema=schema, orient="row")
 

@@ -32,6 +32,7 @@ def test_canary_status_abort_and_promote(local_registry, capsys):
     actions = [m.action for m in local_registry.alias_log()]
     assert actions[-4:] == ["rollout_canary", "rollout_abort", "rollout_shadow", "promote"]
     assert all("ml-assets rollout" in m.moved_by for m in local_registry.alias_log()[-4:])
+    assert [m.reason for m in local_registry.alias_log()[-4:]] == ["20 %: first look", "enough", "100 %: watch it", "held up"]
 
 
 def test_refusals_say_why(local_registry, capsys):

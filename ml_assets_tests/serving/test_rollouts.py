@@ -137,3 +137,50 @@ def test_a_guardrail_aborts_only_the_rollout_it_judged(registry):
     assert abort_rollout(registry, "late verdict", by="guardrail", started_at=judged.started_at) is None
     assert current_rollout(registry) == restarted and len(registry.alias_log()) == entries
     assert abort_rollout(registry, "verdict", by="guardrail", started_at=restarted.started_at).end == "aborted: verdict"
+
+
+def test_an_abort_after_the_champion_moved_names_the_champion_now_serving(registry):
+    start_rollout(registry, CANARY, 25, "try v2", by="ana")
+    registry.promote("2", "promoted by hand while the canary ran", moved_by="bo")
+
+    ended = abort_rollout(registry, "the canary is moot", by="ana")
+
+    assert ended.ended_at >= ended.started_at and ended.ended_by == "ana"
+    last = registry.alias_log()[-1]
+    assert (last.action, last.from_version, last.to_version) == ("rollout_abort", "2", "2")
+
+
+class ConstantScore:
+    def __init__(self, score: float):
+        self.score = score
+
+    def predict_vectors(self, categorical, numeric):
+        import numpy as np
+
+        return np.array([self.score])
+
+
+@pytest.mark.parametrize(
+    "score, is_probability", [(0.0, True), (1.0, True), (-1e-9, False), (1.0 + 1e-9, False), (float("nan"), False)]
+)
+def test_a_challenger_is_rolled_out_only_when_it_scores_a_probability(monkeypatch, registry, score, is_probability):
+    """The loading itself is real in the test above; here the loaded model answers `score`."""
+    monkeypatch.setattr("ml_assets.models.scoring.load_scoring_model", lambda registry, version: ConstantScore(score))
+    if is_probability:
+        assert start_rollout(registry, SHADOW, 100, "scores a probability", by="ana").active
+    else:
+        with pytest.raises(CorruptModelArtifactError, match="not a probability"):
+            start_rollout(registry, SHADOW, 100, "scores outside [0, 1]", by="ana")
+        assert not current_rollout(registry).active
+
+
+def test_the_serving_metrics_show_one_rollout_mode_at_a_time():
+    from ml_assets.serving.metrics import ServingMetrics
+
+    metrics = ServingMetrics()
+    metrics.set_rollout(CANARY, 25.0)
+    exposition = metrics.exposition().decode()
+    states = {m: f'ml_assets_serving_rollout_state{{mode="{m}"}}' for m in (NONE, SHADOW, CANARY)}
+    assert f"{states[CANARY]} 1.0" in exposition
+    assert f"{states[NONE]} 0.0" in exposition and f"{states[SHADOW]} 0.0" in exposition
+    assert "ml_assets_serving_rollout_percent 25.0" in exposition
