@@ -289,3 +289,40 @@ def test_integers_written_as_floats_parse_but_fractions_are_type_failures():
     assert result.clean.get_column("id").to_list() == [1, 4]
     failures = result.quarantine.filter(pl.col("rule") == "type(Int32)")
     assert failures.select("value", "_source_row").rows() == [("2.5", 2), ("1e12", 3)]
+
+
+def test_only_the_contracts_utc_timestamp_format_parses():
+    """`2013-01-01T10:00:00Z` is the contract; an ISO-like variant is a type failure, not a guess."""
+    raw = raw_rows(row(id="1"), row(id="2", seen_utc="2013-01-01 10:00:00"), row(id="3", seen_utc="2013-01-01T10:00:00"))
+    result = validate_rows(raw, SCHEMA, KEY)
+
+    assert result.clean.get_column("id").to_list() == [1]
+    seen = quarantined(result, "type(Datetime(time_unit='us', time_zone='UTC'))")
+    assert [q["_source_row"] for q in seen] == [2, 3]
+
+
+def test_a_null_marker_in_a_text_column_is_a_null_not_the_text():
+    """"NA" would pass the two-letter code rule as text: it is read as missing, and a missing code
+    breaks the rule that a code is required."""
+    raw = raw_rows(row(id="1", code="NA"), row(id="2", code="AB"))
+    result = validate_rows(raw, SCHEMA, KEY)
+
+    assert result.clean.get_column("id").to_list() == [2]
+    (rejected,) = result.quarantine.to_dicts()
+    assert (rejected["column"], rejected["_source_row"]) == ("code", 1) and "null" in rejected["rule"]
+
+
+def test_an_integer_beyond_float_precision_is_read_exactly():
+    """Integers parse as integers; only a value written as a float ("517.0") goes through a float."""
+    schema = pa.DataFrameSchema({"id": pa.Column(pl.Int64)}, strict=True)
+    raw = pl.DataFrame({"id": ["9007199254740993", "517.0"]}).with_columns(
+        _source_file=pl.lit(FILE), _source_row=pl.int_range(1, 3, dtype=pl.Int64), _malformed=pl.lit(None, pl.String)
+    )
+    assert validate_rows(raw, schema, ["id"]).clean.get_column("id").to_list() == [9007199254740993, 517]
+
+
+def test_the_rules_broken_most_often_come_first():
+    raw = raw_rows(row(id="1", score="200"), row(id="2", code="x"), row(id="3", code="y"), row(id="4"))
+    counts = validate_rows(raw, SCHEMA, KEY).rule_counts()
+    assert list(counts.items())[0] == ("str_matches('^[A-Z]{2}$')", 2)
+    assert list(counts.values()) == [2, 1]

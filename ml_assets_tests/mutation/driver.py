@@ -14,7 +14,11 @@ or the import did), stops at the first failure, and is killed, survives, or time
 on lines no mapped test executes survives without a run. Mutants listed in
 `equivalent_mutants.toml` (id and why) are reported as equivalent, not as survivors.
 
-    python -m ml_assets_tests.mutation.driver [--module ml_assets/sensors.py ...] [--jobs 2]
+With `--sample N` a seeded random sample of N mutants per module is judged, for the modules
+whose tests take minutes per mutant (the training and evaluation assets): the score is then an
+estimate, printed with its 95 % Wilson interval.
+
+    python -m ml_assets_tests.mutation.driver [--module ml_assets/sensors.py ...] [--jobs 2] [--sample 40]
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import math
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -335,6 +341,7 @@ def main() -> int:
     parser.add_argument(
         "--survivors", action="store_true", help="judge again only the mutants the last pass did not kill"
     )
+    parser.add_argument("--sample", type=int, help="judge a seeded random sample of this many mutants per module")
     args = parser.parse_args()
     modules = args.module or list(TESTS_BY_MODULE)
 
@@ -370,6 +377,9 @@ def main() -> int:
 
         mutants = generate_mutants(module)
         print(f"{module}: {len(mutants)} mutants", flush=True)
+        if args.sample and args.sample < len(mutants):
+            mutants = sorted(random.Random(module).sample(mutants, args.sample), key=lambda m: m.line)
+            print(f"{module}: judging a random sample of {len(mutants)}", flush=True)
         for mutant in mutants:
             earlier = previous.get(mutant.id, {})
             tests = tests_for(mutant, measured)
@@ -392,6 +402,9 @@ def main() -> int:
         score = 100.0 * (counts["killed"] + counts["timeout"]) / judged if judged else 100.0
         rows.append((module, total, *counts.values(), score, time.monotonic() - module_started))
         print(format_row(rows[-1]), flush=True)
+        if args.sample and judged:
+            low, high = wilson_interval(counts["killed"] + counts["timeout"], judged)
+            print(f"  sampled: score {score:.1f} %, 95 % interval {low:.1f}-{high:.1f} %", flush=True)
         for mutant_id in sorted(i for i in equivalents if i.startswith(module + ":")):
             status = counted.get(mutant_id, "not a mutant (any more)")
             if status != "equivalent":
@@ -399,6 +412,14 @@ def main() -> int:
 
     print_table(rows, time.monotonic() - started)
     return 0
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95 % Wilson score interval of a proportion, in percent."""
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return 100 * (centre - half), 100 * (centre + half)
 
 
 def format_row(row) -> str:
