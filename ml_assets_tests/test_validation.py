@@ -326,3 +326,19 @@ def test_the_rules_broken_most_often_come_first():
     counts = validate_rows(raw, SCHEMA, KEY).rule_counts()
     assert list(counts.items())[0] == ("str_matches('^[A-Z]{2}$')", 2)
     assert list(counts.values()) == [2, 1]
+
+
+def test_a_repeated_composite_key_is_quarantined_with_its_key_columns_and_values():
+    raw = raw_rows(row(id="7", code="AB"), row(id="7", code="CD"), row(id="7", code="AB", score="3"))
+    result = validate_rows(raw, SCHEMA, ["id", "code"])
+
+    assert result.clean.select("id", "code").rows() == [(7, "AB"), (7, "CD")]
+    (repeat,) = quarantined(result, "duplicate_key")
+    assert (repeat["column"], repeat["value"], repeat["_source_row"]) == ("id,code", "7|AB", 3)
+
+
+def test_the_quarantine_of_a_daily_table_keeps_the_delivery_day_first():
+    result = validate_flights(flight_frame(flight_row(), flight_row(flight="99", origin="ewr"), day=date(2013, 1, 1)))
+
+    assert result.quarantine.columns == ["date", *QUARANTINE_SCHEMA]
+    assert result.quarantine.get_column("date").to_list() == [date(2013, 1, 1)]
