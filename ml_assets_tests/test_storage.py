@@ -133,6 +133,18 @@ def test_reading_a_table_that_does_not_exist_names_it(lake_storage):
 def test_table_uri_joins_the_base_uri_and_the_table():
     assert DeltaStorage(base_uri="s3://lake/").table_uri("raw/flights") == "s3://lake/raw/flights"
     assert DeltaStorage(base_uri="/data/lake").table_uri("raw/flights") == "/data/lake/raw/flights"
+    assert DeltaStorage(base_uri="s3://bucket/JFX/").table_uri("raw/flights") == "s3://bucket/JFX/raw/flights"
+
+
+def test_write_overwrites_the_given_days_or_the_whole_static_table(lake_storage):
+    lake_storage.write(TABLE, readings((D1, 2), (D2, 2)), (D1, D2))
+    version = lake_storage.write(TABLE, readings((D2, 1), tag="v2"), (D2, D2))
+    assert version == 1 and rows_per_day(stored(lake_storage)) == {D1: 2, D2: 1}
+
+    static = "raw/airports"
+    lake_storage.write(static, pl.DataFrame({"faa": ["EWR", "JFK"]}), None)
+    assert lake_storage.write(static, pl.DataFrame({"faa": ["LGA"]}), None) == 1
+    assert lake_storage.scan(static).collect().get_column("faa").to_list() == ["LGA"]
 
 
 def test_write_key_replaces_only_the_rows_of_its_key(lake_storage):

@@ -61,3 +61,28 @@ def test_minimum_auc_fails_a_random_model(train_and_test):
     result = check_minimum_auc(lambda frame: rng.random(frame.height), test, min_auc=0.6)
     assert not result.passed
     assert result.details["roc_auc"] == pytest.approx(0.5, abs=0.07)
+
+
+@pytest.mark.parametrize("label_column", ["label_disrupted", "label_arr_delay"])
+def test_a_model_that_reads_a_label_column_fails_invariance(good_model, train_and_test, label_column):
+    """A leaked label is what the invariance check exists to catch: both label columns are
+    randomised, so a model reading either one moves its scores."""
+
+    def reads_the_label(frame: pl.DataFrame) -> np.ndarray:
+        leaked = frame[label_column].cast(pl.Float64).fill_null(0.0).to_numpy()
+        return np.clip(good_model.predict_proba(frame) + 0.001 * np.tanh(leaked), 0, 1)
+
+    result = check_invariance(reads_the_label, train_and_test[1])
+    assert not result.passed and result.details["rows_changed"] > 0
+
+
+def test_the_recent_delay_scenario_makes_every_recent_departure_an_hour_later_and_late():
+    _, delays = DIRECTIONAL_EXPECTATIONS
+    frame = pl.DataFrame({
+        "origin_recent_mean_dep_delay": [10.0, None], "origin_last_hour_mean_dep_delay": [-5.0, None],
+        "carrier_origin_recent_mean_dep_delay": [0.0, 3.0], "origin_recent_late_share": [0.2, None],
+    })  # fmt: skip
+    assert frame.with_columns(*delays.changes).to_dict(as_series=False) == {
+        "origin_recent_mean_dep_delay": [70.0, None], "origin_last_hour_mean_dep_delay": [55.0, None],
+        "carrier_origin_recent_mean_dep_delay": [60.0, 63.0], "origin_recent_late_share": [1.0, None],
+    }  # fmt: skip
