@@ -86,3 +86,12 @@ def test_the_recent_delay_scenario_makes_every_recent_departure_an_hour_later_an
         "origin_recent_mean_dep_delay": [70.0, None], "origin_last_hour_mean_dep_delay": [55.0, None],
         "carrier_origin_recent_mean_dep_delay": [60.0, 63.0], "origin_recent_late_share": [1.0, None],
     }  # fmt: skip
+
+
+def test_the_invariance_check_refuses_a_perturbation_that_touches_a_feature(monkeypatch, good_model, train_and_test):
+    """Were the perturbation ever to move a feature, a moved score would prove nothing: it stops."""
+    import ml_assets.models.quality as quality
+
+    monkeypatch.setattr(quality, "reformat_identifiers", lambda frame: frame.with_columns(pl.col("wx_visib") + 1))
+    with pytest.raises(ValueError, match="wx_visib"):
+        check_invariance(good_model.predict_proba, train_and_test[1])
