@@ -95,3 +95,57 @@ def test_the_invariance_check_refuses_a_perturbation_that_touches_a_feature(monk
     monkeypatch.setattr(quality, "reformat_identifiers", lambda frame: frame.with_columns(pl.col("wx_visib") + 1))
     with pytest.raises(ValueError, match="wx_visib"):
         check_invariance(good_model.predict_proba, train_and_test[1])
+
+
+def padded_id_scores(frame: pl.DataFrame) -> np.ndarray:
+    """0.75 for a flight whose id was padded (the invariance perturbation), 0.5 otherwise."""
+    return np.where(frame["flight_id"].str.starts_with(" ").to_numpy(), 0.75, 0.5)
+
+
+def test_invariance_holds_up_to_its_tolerance_inclusive_and_reports_what_moved(train_and_test):
+    test = train_and_test[1]
+    at_limit = check_invariance(padded_id_scores, test, tolerance=0.25)
+    assert at_limit.passed
+    assert at_limit.details == {
+        "max_abs_score_change": 0.25, "rows_changed": 0, "tolerance": 0.25,
+        "perturbation": "flight_id lower-cased and padded; labels randomised",
+    }  # fmt: skip
+    above = check_invariance(padded_id_scores, test, tolerance=0.2499)
+    assert not above.passed and above.details["rows_changed"] == test.height
+
+
+def test_invariance_on_no_rows_passes_with_no_change(train_and_test):
+    result = check_invariance(padded_id_scores, train_and_test[1].head(0))
+    assert result.passed and result.details["max_abs_score_change"] == 0.0
+
+
+def test_the_directional_and_auc_checks_report_their_measures(train_and_test):
+    test = train_and_test[1]
+    visibility, _ = DIRECTIONAL_EXPECTATIONS
+
+    def fog_risk(frame: pl.DataFrame) -> np.ndarray:
+        return np.where(frame["wx_visib"].fill_null(10.0).to_numpy() < 5, 0.8, 0.2)
+
+    directional = check_directional(fog_risk, test, visibility)
+    before, after = float(np.mean(fog_risk(test))), float(np.mean(fog_risk(test.with_columns(*visibility.changes))))
+    assert directional.details == {
+        "mean_risk_before": before, "mean_risk_after": after, "increase": after - before, "min_increase": 0.0,
+    }  # fmt: skip
+
+    def knows_the_label(frame: pl.DataFrame) -> np.ndarray:
+        return frame["label_disrupted"].cast(pl.Float64).to_numpy()
+
+    perfect = check_minimum_auc(knows_the_label, test, min_auc=1.0)
+    assert perfect.passed  # the minimum itself passes
+    assert perfect.details == {"roc_auc": 1.0, "min_roc_auc": 1.0, "rows": test.height}
+
+
+def test_the_checks_score_the_unchanged_frame_once(good_model, train_and_test):
+    calls = []
+
+    def counted(frame: pl.DataFrame) -> np.ndarray:
+        calls.append(frame.height)
+        return good_model.predict_proba(frame)
+
+    run_quality_checks(counted, train_and_test[1], min_auc=0.5)
+    assert len(calls) == 1 + 1 + len(DIRECTIONAL_EXPECTATIONS)  # the frame, its perturbation, each scenario
