@@ -66,8 +66,8 @@ def test_promote_rollback_and_the_alias_log(registry, tiny_model, features, arti
     assert registry.version_for(CHAMPION) == "3"
     assert registry.champion_history() == ["1", "2", "3"]
     # the alias names are the contract with everything outside (models:/<name>@champion URIs)
-    assert registry.client.get_model_version_by_alias(MODEL_NAME, "champion").version == "3"
-    assert registry.client.get_model_version_by_alias(MODEL_NAME, "challenger").version == "2"
+    assert str(registry.client.get_model_version_by_alias(MODEL_NAME, "champion").version) == "3"
+    assert str(registry.client.get_model_version_by_alias(MODEL_NAME, "challenger").version) == "2"
 
     back = registry.rollback("v3 misbehaves", "run-d")
     assert (back.from_version, back.to_version, back.action) == ("3", "2", "rollback")
