@@ -192,3 +192,34 @@ def test_a_move_whose_log_entry_fails_restores_the_alias(
     monkeypatch.undo()
     assert registry.version_for(CHAMPION) == (first if had_champion else None)
     assert registry.alias_log() == log
+
+
+def test_the_alias_log_is_stored_as_timestamped_tags_and_reads_entries_of_earlier_versions(
+    registry, tiny_model, features, artifact_location
+):
+    """The log's stored form is a contract with every store that holds one: `alias_move.<ns>` tags
+    of JSON; an entry written before `moved_by` existed still reads (as None)."""
+    import json
+    import re
+
+    version = register(registry, tiny_model, features, artifact_location)
+    registry.promote(version, "first champion", "run-a", moved_by="ana")
+    (key, value), = ((k, v) for k, v in registry.client.get_registered_model(MODEL_NAME).tags.items())
+    assert re.fullmatch(r"alias_move\.\d{20}", key)
+    assert json.loads(value) | {"moved_at": None} == {
+        "alias": "champion", "action": "promote", "from_version": None, "to_version": version,
+        "moved_at": None, "reason": "first champion", "dagster_run_id": "run-a", "moved_by": "ana",
+    }  # fmt: skip
+
+    older = {"alias": "champion", "action": "rollback", "from_version": version, "to_version": version,
+             "moved_at": "2013-01-01T00:00:00+00:00", "reason": "written before moved_by", "dagster_run_id": None}  # fmt: skip
+    registry.client.set_registered_model_tag(MODEL_NAME, f"alias_move.{'9' * 20}", json.dumps(older))
+    assert registry.alias_log()[-1].moved_by is None and registry.alias_log()[-1].reason == "written before moved_by"
+
+
+def test_a_logged_model_uri_carries_its_model_id_to_the_registry():
+    from ml_assets.models.registry import _logged_model_id
+
+    assert _logged_model_id("models:/m-0123abcd") == "m-0123abcd"
+    assert _logged_model_id("models:/flight_disruption/3") is None
+    assert _logged_model_id("runs:/abc/model") is None
