@@ -394,3 +394,24 @@ def test_a_week_already_being_trained_is_not_trained_twice(instance, webhook, jo
     record_run(instance, ["flight_features"], [date(2013, 10, 11)], failing={"flight_features": ["feature_drift"]})
     assert sensor.tick().run_requests == []  # that run was the week's retraining
 
+
+
+def test_a_tick_whose_last_alert_could_not_be_delivered_still_reports_the_one_sent(instance, webhook):
+    """The tick is not a skip when any alert went out, even if a later one failed to deliver."""
+    url, received = webhook
+    sensor = Sensor(check_failure_alerts, instance, url)
+    sensor.tick()
+    day = date(2013, 10, 10)
+    record_run(instance, ["flight_features"], [day], failing={"flight_features": ["feature_drift"]})
+    record_run(instance, ["batch_predictions"], [day], failing={"batch_predictions": ["score_drift"]})
+    delivered = []
+
+    class FirstOnly(Notifier):
+        def send(self, alert) -> bool:
+            delivered.append(alert.check)
+            return len(delivered) == 1
+
+    sensor.resources = {"notifier": FirstOnly(webhook_url=url)}
+    result = sensor.tick()
+    assert delivered == ["feature_drift", "score_drift"]
+    assert result.skip_reason is None
