@@ -12,6 +12,7 @@ from ml_assets.models.registry import (
     CorruptModelArtifactError,
     ModelRegistry,
     NoPreviousChampionError,
+    PromotionDecision,
     decide_promotion,
 )
 from ml_assets.models.tracking import MlflowUnavailableError, log_training_run
@@ -49,9 +50,11 @@ def test_decide_promotion_needs_quality_and_the_margin():
     assert decide_promotion({"roc_auc": 0.76}, {"roc_auc": 0.75}, True, margin=0.005).promote
     held = decide_promotion({"roc_auc": 0.753}, {"roc_auc": 0.75}, True, margin=0.005)
     assert not held.promote and "does not beat" in held.reason
+    assert held.reason == "challenger roc_auc 0.7530 does not beat champion 0.7500 + margin 0.005"
     failed = decide_promotion({"roc_auc": 0.9}, {"roc_auc": 0.75}, False, margin=0.005)
-    assert not failed.promote and "quality" in failed.reason
-    assert not decide_promotion({"roc_auc": float("nan")}, None, True, margin=0.0).promote
+    assert failed == PromotionDecision(False, "challenger failed the model quality checks")
+    undefined = decide_promotion({"roc_auc": float("nan")}, None, True, margin=0.0)
+    assert undefined == PromotionDecision(False, "challenger roc_auc is undefined on the evaluation data")
 
 
 def test_promote_rollback_and_the_alias_log(registry, tiny_model, features, artifact_location):
