@@ -51,6 +51,10 @@ def test_decide_promotion_needs_quality_and_the_margin():
     held = decide_promotion({"roc_auc": 0.753}, {"roc_auc": 0.75}, True, margin=0.005)
     assert not held.promote and "does not beat" in held.reason
     assert held.reason == "challenger roc_auc 0.7530 does not beat champion 0.7500 + margin 0.005"
+    first = decide_promotion({"roc_auc": 0.74}, None, quality_passed=True, margin=0.005)
+    assert first == PromotionDecision(True, "no champion yet; challenger roc_auc 0.7400")
+    at_margin = decide_promotion({"roc_auc": 0.75}, {"roc_auc": 0.5}, True, margin=0.25)  # exact in binary
+    assert at_margin == PromotionDecision(True, "challenger roc_auc 0.7500 beats champion 0.5000 + margin 0.25")
     failed = decide_promotion({"roc_auc": 0.9}, {"roc_auc": 0.75}, False, margin=0.005)
     assert failed == PromotionDecision(False, "challenger failed the model quality checks")
     undefined = decide_promotion({"roc_auc": float("nan")}, None, True, margin=0.0)
