@@ -85,6 +85,21 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, source: DataSource)
     return dg.SensorResult(run_requests=requests, cursor=json.dumps({"files": seen, "days": requested | new}))
 
 
+# Check executions read per query; a tick pages back to the oldest one it still has to look at.
+HISTORY_PAGE = 500
+
+
+def _executions_back_to(storage, key, oldest: int) -> list:
+    """A check's execution records, newest first, back to (at least) the record id `oldest`."""
+    records, cursor = [], None
+    while True:
+        page = storage.get_asset_check_execution_history(key, limit=HISTORY_PAGE, cursor=cursor)
+        records += page
+        if len(page) < HISTORY_PAGE or page[-1].id <= oldest:
+            return records
+        cursor = page[-1].id
+
+
 def new_check_results(context: dg.SensorEvaluationContext, seen: dict[str, dict]) -> list:
     """The check results (passed or failed) recorded since the last call, oldest first. A check's
     record is created when it is planned and completed later under the same id, so `seen` (check key
@@ -99,7 +114,7 @@ def new_check_results(context: dg.SensorEvaluationContext, seen: dict[str, dict]
         state = seen.get(key.to_user_string(), {"after": 0, "pending": []})
         pending = set(state["pending"])
         records = [
-            r for r in storage.get_asset_check_execution_history(key, limit=500)
+            r for r in _executions_back_to(storage, key, min([state["after"], *pending]))
             if r.id > state["after"] or r.id in pending
         ]
         found += [r for r in records if r.status in done and r.evaluation is not None]

@@ -415,3 +415,20 @@ def test_a_tick_whose_last_alert_could_not_be_delivered_still_reports_the_one_se
     result = sensor.tick()
     assert delivered == ["feature_drift", "score_drift"]
     assert result.skip_reason is None
+
+
+def test_more_check_results_in_one_tick_than_a_history_page_holds_are_all_alerted(instance, webhook, monkeypatch):
+    """A backfill can record more results of one check between two ticks than one query returns:
+    the sensor pages back to the last one it saw (a page of 2 here stands for 500)."""
+    import ml_assets.sensors
+
+    monkeypatch.setattr(ml_assets.sensors, "HISTORY_PAGE", 2)
+    url, received = webhook
+    sensor = Sensor(check_failure_alerts, instance, url)
+    sensor.tick()
+    days = [date(2013, 10, 10) + timedelta(days=n) for n in range(5)]
+    record_run(instance, ["flight_features"], days, failing={"flight_features": ["feature_drift"]})
+    sensor.tick()
+    assert [alert["partition"] for alert in received] == [str(day) for day in days]
+    sensor.tick()
+    assert len(received) == 5
