@@ -230,3 +230,29 @@ def test_a_logged_model_uri_carries_its_model_id_to_the_registry():
     assert _logged_model_id("models:/m-0123abcd") == "m-0123abcd"
     assert _logged_model_id("models:/flight_disruption/3") is None
     assert _logged_model_id("runs:/abc/model") is None
+
+
+def test_a_version_links_its_training_run_and_logged_model(registry, tiny_model, features, artifact_location):
+    """The drift reference finds a champion's training window through its version's run."""
+    logged = log_training_run(
+        tiny_model, tracking_uri=registry.tracking_uri, experiment_name=MODEL_NAME, sample_frame=features.head(5),
+        params={}, metrics={}, data_versions={}, tags={}, artifact_location=artifact_location,
+    )  # fmt: skip
+    version = registry.client.get_model_version(MODEL_NAME, registry.register_version(logged.model_uri, logged.run_id))
+    assert version.run_id == logged.run_id
+
+
+def test_versions_tagged_finds_exact_and_wider_tag_sets_of_this_model_only(registry, tiny_model, features, artifact_location):
+    other = ModelRegistry(registry.tracking_uri, "another_model")
+    for target in (registry, other):
+        logged = log_training_run(
+            tiny_model, tracking_uri=registry.tracking_uri, experiment_name=MODEL_NAME, sample_frame=features.head(5),
+            params={}, metrics={}, data_versions={}, tags={}, artifact_location=artifact_location,
+        )  # fmt: skip
+        target.register_version(logged.model_uri, logged.run_id, tags={"dagster_partition": "2013-03-04", "model_kind": "lgbm"})
+
+    assert registry.versions_tagged(dagster_partition="2013-03-04", model_kind="lgbm") == {
+        "1": {"dagster_partition": "2013-03-04", "model_kind": "lgbm"}
+    }
+    assert list(registry.versions_tagged(model_kind="lgbm")) == ["1"]
+    assert registry.versions_tagged(model_kind="torch") == {}
