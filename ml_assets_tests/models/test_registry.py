@@ -256,3 +256,32 @@ def test_versions_tagged_finds_exact_and_wider_tag_sets_of_this_model_only(regis
     }
     assert list(registry.versions_tagged(model_kind="lgbm")) == ["1"]
     assert registry.versions_tagged(model_kind="torch") == {}
+
+
+def test_versions_tagged_lists_versions_in_numeric_order(registry):
+    """Version 10 comes after version 9 (the evaluation takes the last one of each kind)."""
+    registry.client.create_registered_model(MODEL_NAME)
+    for _ in range(10):
+        registry.client.create_model_version(MODEL_NAME, "file:///nowhere", tags={"dagster_partition": "w"})
+    assert list(registry.versions_tagged(dagster_partition="w")) == [str(n) for n in range(1, 11)]
+
+
+def test_a_missing_alias_reads_as_none_and_any_other_registry_error_is_raised(monkeypatch, registry, tiny_model, features, artifact_location):
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, RESOURCE_DOES_NOT_EXIST
+
+    version = register(registry, tiny_model, features, artifact_location)
+    assert registry.version_for(CHAMPION) is None
+    assert registry.load(version).predict(registry.load(version).input_example).shape == (5,)  # by number
+
+    def raises(error):
+        def get_model_version_by_alias(*args, **kwargs):
+            raise error
+
+        monkeypatch.setattr(registry.client, "get_model_version_by_alias", get_model_version_by_alias)
+
+    raises(MlflowException("alias 'champion' is unknown", error_code=RESOURCE_DOES_NOT_EXIST))
+    assert registry.version_for(CHAMPION) is None
+    raises(MlflowException("the database is read-only", error_code=INTERNAL_ERROR))
+    with pytest.raises(MlflowUnavailableError, match="cannot read alias champion"):
+        registry.version_for(CHAMPION)
