@@ -67,7 +67,7 @@ def test_promote_rollback_and_the_alias_log(registry, tiny_model, features, arti
 
     registry.set_challenger("1", "trained", "run-a")
     registry.promote("1", "first champion", "run-a")
-    registry.set_challenger("2", "trained", "run-b")
+    registry.set_challenger("2", "trained", "run-b", moved_by="lgbm_model")
     registry.promote("2", "beats v1", "run-b")
     registry.promote("3", "beats v2", "run-c")
     assert registry.version_for(CHAMPION) == "3"
@@ -96,6 +96,7 @@ def test_promote_rollback_and_the_alias_log(registry, tiny_model, features, arti
         (CHAMPION, "rollback", "2", "1", "run-e"),
     ]
     assert log[5].reason == "v3 misbehaves" and log[5].moved_at.endswith("+00:00")
+    assert [m.moved_by for m in log[:3]] == [None, None, "lgbm_model"]
     # the log is durable: a fresh client on the same store reads the same history
     assert ModelRegistry(registry.tracking_uri, MODEL_NAME).alias_log() == log
 
