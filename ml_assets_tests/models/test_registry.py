@@ -286,3 +286,10 @@ def test_a_missing_alias_reads_as_none_and_any_other_registry_error_is_raised(mo
     raises(MlflowException("the database is read-only", error_code=INTERNAL_ERROR))
     with pytest.raises(MlflowUnavailableError, match="cannot read alias champion"):
         registry.version_for(CHAMPION)
+
+
+def test_a_long_reason_is_kept_to_its_first_2000_characters(registry, tiny_model, features, artifact_location):
+    version = register(registry, tiny_model, features, artifact_location)
+    registry.promote(version, "p" * 3000)
+    registry.record(CHALLENGER, "rollout_abort", version, version, "r" * 3000)
+    assert [m.reason for m in registry.alias_log()] == ["p" * 2000, "r" * 2000]
