@@ -293,3 +293,17 @@ def test_a_long_reason_is_kept_to_its_first_2000_characters(registry, tiny_model
     registry.promote(version, "p" * 3000)
     registry.record(CHALLENGER, "rollout_abort", version, version, "r" * 3000)
     assert [m.reason for m in registry.alias_log()] == ["p" * 2000, "r" * 2000]
+
+
+def test_record_appends_a_whole_entry_without_moving_an_alias(registry, tiny_model, features, artifact_location):
+    version = register(registry, tiny_model, features, artifact_location)
+    registry.promote(version, "first champion")
+
+    entry = registry.record(CHALLENGER, "rollout_abort", "7", 5, "guardrail breached", moved_by="guard", dagster_run_id="run-x")
+
+    (stored,) = registry.alias_log()[1:]
+    assert stored == entry
+    assert (entry.alias, entry.action, entry.from_version, entry.to_version, entry.reason, entry.dagster_run_id,
+            entry.moved_by) == (CHALLENGER, "rollout_abort", "7", "5", "guardrail breached", "run-x", "guard")  # fmt: skip
+    assert entry.moved_at.endswith("+00:00")
+    assert registry.version_for(CHAMPION) == version and registry.version_for(CHALLENGER) is None
