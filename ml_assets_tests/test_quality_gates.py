@@ -198,3 +198,31 @@ def test_a_delivered_day_without_rows_is_short_and_the_fewest_rows_of_no_days_is
     assert not empty_day.passed and empty_day.metadata["fewest_rows"].value == 0
     no_days = gates(clean_rows(0), FLIGHTS_ROWS_GATE, [])["rows_per_day"]
     assert no_days.passed and no_days.metadata["fewest_rows"].value == 0 and no_days.metadata["days"].value == 0
+
+
+def test_schema_failures_show_the_first_20_cases():
+    broken = gates(clean_rows(25, score=150.0), QualityGate(max_quarantine_rate=0.01))["schema_conforms"]
+    table = broken.metadata["failures"].value.splitlines()
+    assert not broken.passed and len(table) == 2 + 20  # header, rule, 20 cases
+
+
+def test_key_unique_names_every_column_of_a_composite_key():
+    repeated = pl.concat([clean_rows(2), clean_rows(1)])
+    quarantine = pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    result = ValidationResult(clean=repeated, quarantine=quarantine, raw_rows=repeated.height)
+    checks = {g.check_name: g for g in evaluate_gates(result, SCHEMA, ["id", "code"], QualityGate(max_quarantine_rate=0.01))}
+    assert checks["key_unique"].metadata["key"].value == "id, code"
+    assert checks["key_unique"].metadata["duplicated_rows"].value == 1
+
+
+def test_an_empty_delivery_has_a_quarantine_rate_of_zero():
+    empty = ValidationResult(clean=clean_rows(0), quarantine=pl.DataFrame(schema=QUARANTINE_SCHEMA), raw_rows=0)
+    check = {g.check_name: g for g in evaluate_gates(empty, SCHEMA, KEY, QualityGate(max_quarantine_rate=0.0))}["quarantine_rate"]
+    assert check.passed and check.metadata["quarantine_rate"].value == 0.0
+
+
+def test_null_rates_are_reported_to_four_decimals():
+    gate = QualityGate(max_quarantine_rate=0.01, max_null_rate={"score": 0.3})
+    check = gates(clean_rows(3, score=lambda i: None if i == 0 else 50.0), gate)["null_rates"]
+    assert check.metadata["worst_day_null_rate"].value == {"score": 0.3333}
+    assert check.metadata["breaches"].value == {"score": 0.3333}
