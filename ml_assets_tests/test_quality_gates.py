@@ -226,3 +226,12 @@ def test_null_rates_are_reported_to_four_decimals():
     check = gates(clean_rows(3, score=lambda i: None if i == 0 else 50.0), gate)["null_rates"]
     assert check.metadata["worst_day_null_rate"].value == {"score": 0.3333}
     assert check.metadata["breaches"].value == {"score": 0.3333}
+
+
+def test_without_a_daily_minimum_only_the_weekday_share_can_make_a_day_short():
+    from ml_assets.quality.gates import short_days
+
+    share_only = QualityGate(max_quarantine_rate=0.01, min_weekday_share=0.6)
+    assert short_days({TUESDAY: 0}, [TUESDAY], share_only).is_empty()  # no history: nothing to compare with
+    history = {TUESDAY - timedelta(weeks=k): 100 for k in (1, 2)}
+    assert short_days(history | {TUESDAY: 0}, [TUESDAY], share_only)["date"].to_list() == [TUESDAY]
