@@ -235,3 +235,11 @@ def test_without_a_daily_minimum_only_the_weekday_share_can_make_a_day_short():
     assert short_days({TUESDAY: 0}, [TUESDAY], share_only).is_empty()  # no history: nothing to compare with
     history = {TUESDAY - timedelta(weeks=k): 100 for k in (1, 2)}
     assert short_days(history | {TUESDAY: 0}, [TUESDAY], share_only)["date"].to_list() == [TUESDAY]
+
+
+def test_as_many_short_days_as_the_table_has_columns_are_all_listed():
+    """Four short days (the short-day table has four columns too) are four rows."""
+    four = [TUESDAY + timedelta(days=n) for n in range(4)]
+    frame = pl.concat([clean_rows(10, day=day, first_id=100 * n) for n, day in enumerate(four)])
+    short = gates(frame, FLIGHTS_ROWS_GATE, four)["rows_per_day"]
+    assert not short.passed and len(short.metadata["short_days"].value.splitlines()) == 2 + 4
