@@ -245,7 +245,7 @@ def test_a_version_links_its_training_run_and_logged_model(registry, tiny_model,
 
 def test_versions_tagged_finds_exact_and_wider_tag_sets_of_this_model_only(registry, tiny_model, features, artifact_location):
     other = ModelRegistry(registry.tracking_uri, "another_model")
-    for target in (registry, other):
+    for target in (registry, other, other):  # the other model has a version 2 this one lacks
         logged = log_training_run(
             tiny_model, tracking_uri=registry.tracking_uri, experiment_name=MODEL_NAME, sample_frame=features.head(5),
             params={}, metrics={}, data_versions={}, tags={}, artifact_location=artifact_location,
