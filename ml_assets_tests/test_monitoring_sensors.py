@@ -395,6 +395,17 @@ def test_a_week_already_being_trained_is_not_trained_twice(instance, webhook, jo
     assert sensor.tick().run_requests == []  # that run was the week's retraining
 
 
+def test_a_finished_training_run_or_a_run_that_does_not_train_does_not_hold_the_retraining(instance, webhook):
+    url, _ = webhook
+    sensor = Sensor(retraining_sensor, instance, url)
+    record_run(instance, ["flight_features"], [date(2013, 7, 1) + timedelta(days=n) for n in range(102)])  # to Oct 10
+    sensor.tick()
+    running(instance, "daily_monitoring", "2013-10-07")  # runs now, trains nothing
+    finished = running(instance, "weekly_models", "2013-10-07")
+    instance.handle_run_event(finished.run_id, dg.DagsterEvent(dg.DagsterEventType.RUN_SUCCESS.value, "weekly_models"))
+
+    record_run(instance, ["flight_features"], [date(2013, 10, 10)], failing={"flight_features": ["feature_drift"]})
+    assert [r.partition_key for r in sensor.tick().run_requests] == ["2013-10-07"]
 
 def test_a_tick_whose_last_alert_could_not_be_delivered_still_reports_the_one_sent(instance, webhook):
     """The tick is not a skip when any alert went out, even if a later one failed to deliver."""
