@@ -376,6 +376,7 @@ def main() -> int:
                 print(f"  survived {mutant.id} (line {mutant.line})\n    " + mutant.diff.replace("\n", "\n    "), flush=True)
 
         mutants = generate_mutants(module)
+        every_id = {mutant.id for mutant in mutants}
         print(f"{module}: {len(mutants)} mutants", flush=True)
         if args.sample and args.sample < len(mutants):
             mutants = sorted(random.Random(module).sample(mutants, args.sample), key=lambda m: m.line)
@@ -406,8 +407,8 @@ def main() -> int:
             low, high = wilson_interval(counts["killed"] + counts["timeout"], judged)
             print(f"  sampled: score {score:.1f} %, 95 % interval {low:.1f}-{high:.1f} %", flush=True)
         for mutant_id in sorted(i for i in equivalents if i.startswith(module + ":")):
-            status = counted.get(mutant_id, "not a mutant (any more)")
-            if status != "equivalent":
+            status = counted.get(mutant_id, "not a mutant (any more)" if mutant_id not in every_id else "not sampled")
+            if status not in ("equivalent", "not sampled"):
                 print(f"  stale equivalent: {mutant_id} is {status}", flush=True)
 
     print_table(rows, time.monotonic() - started)
