@@ -20,12 +20,14 @@ from ml_assets.resources.storage import DeltaStorage
 from ml_assets.settings import data_dir
 
 EVALUATIONS = "evaluation/model_evaluations"
+# pragma: no mutate start (the checks' descriptions: wording)
 QUALITY_CHECKS = {
     "invariance_to_identifiers": "Scores do not move when identifiers are reformatted or labels change.",
     "lower_visibility_raises_risk": "Cutting visibility at the origin raises the mean predicted risk.",
     "recent_origin_delays_raise_risk": "Longer recent departure delays at the origin raise the risk.",
     "minimum_roc_auc": "The challenger's out-of-time ROC AUC reaches the configured minimum.",
 }
+# pragma: no mutate end
 
 
 class EvaluationConfig(dg.Config):

@@ -17,6 +17,7 @@ import dagster as dg
 import polars as pl
 
 from ml_assets.assets.common import DAILY_ONE_PER_RUN, data_version, day_range
+from ml_assets.assets.evaluation import EVALUATIONS
 from ml_assets.assets.predictions import PREDICTIONS_TABLE
 from ml_assets.automation import check_follows_upstream
 from ml_assets.flights.feature_spec import FEATURES_TABLE, LABEL_LAG_DAYS
@@ -27,7 +28,6 @@ from ml_assets.settings import OWNER, data_dir
 
 FEATURE_DRIFT_TABLE = "monitoring/feature_drift"
 SCORE_DRIFT_TABLE = "monitoring/score_drift"
-EVALUATIONS = "evaluation/model_evaluations"
 
 
 @dg.asset(
