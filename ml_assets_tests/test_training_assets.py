@@ -108,11 +108,23 @@ def test_the_evaluation_scores_candidates_champion_and_baselines_on_the_same_wee
         assert name in markdown, name
     for link in ("report_html", "calibration_plot"):
         assert evaluation[link].startswith("file://")
+    assert evaluation["report_html"].endswith(f"/reports/model_evaluation/{NEXT_WEEK}/report.html")
     run_id = weekly.registry.client.get_model_version(
         weekly.registry.model_name, evaluation["challenger_version"]
     ).run_id
     logged = {a.path for a in weekly.registry.client.list_artifacts(run_id, f"evaluation/{NEXT_WEEK}")}
     assert {f"evaluation/{NEXT_WEEK}/report.html", f"evaluation/{NEXT_WEEK}/calibration.png"} <= logged
+
+
+def test_the_evaluation_points_the_challenger_alias_at_its_best_candidate(weekly):
+    """Each week's run ends with `challenger` on the candidate its evaluation chose, and no move
+    in the alias log re-points it at the version it already had."""
+    moves = [m for m in weekly.registry.alias_log() if m.alias == CHALLENGER]
+    for result in (weekly.first, weekly.second):
+        chosen = materialized(result)["model_evaluation"]["challenger_version"]
+        in_run = [m for m in moves if m.dagster_run_id == result.run_id]
+        assert in_run[-1].to_version == chosen
+        assert all(m.from_version != m.to_version for m in in_run)
 
 
 def test_quality_checks_ran_as_blocking_checks_and_passed(weekly):
