@@ -109,6 +109,8 @@ def test_the_evaluation_scores_candidates_champion_and_baselines_on_the_same_wee
     for link in ("report_html", "calibration_plot"):
         assert evaluation[link].startswith("file://")
     assert evaluation["report_html"].endswith(f"/reports/model_evaluation/{NEXT_WEEK}/report.html")
+    # the data versions behind the comparison: the baselines' training window and the week scored
+    assert list(evaluation["baselines_trained_on"]) == list(evaluation["evaluated_on"]) == [FEATURES_TABLE]
     run_id = weekly.registry.client.get_model_version(
         weekly.registry.model_name, evaluation["challenger_version"]
     ).run_id
