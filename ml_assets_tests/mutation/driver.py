@@ -63,7 +63,7 @@ TESTS_BY_MODULE = {
     "ml_assets/models/comparison.py": ["ml_assets_tests/models/test_comparison.py"],
     "ml_assets/models/quality.py": ["ml_assets_tests/models/test_quality.py"],
     "ml_assets/assets/evaluation.py": ["ml_assets_tests/test_promotion.py", "ml_assets_tests/test_training_assets.py"],
-    "ml_assets/assets/training.py": ["ml_assets_tests/test_training_assets.py"],
+    "ml_assets/assets/training.py": ["ml_assets_tests/test_training_assets.py", "ml_assets_tests/test_k8s_step_pods.py"],
     "ml_assets/monitoring/drift.py": ["ml_assets_tests/test_monitoring_assets.py"],
     "ml_assets/monitoring/thresholds.py": [
         "ml_assets_tests/test_monitoring_assets.py",
