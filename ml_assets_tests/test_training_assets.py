@@ -61,6 +61,10 @@ def test_training_set_pins_the_weeks_before_to_a_feature_table_version(weekly):
     assert training_set["days"] == 42
     assert training_set["dagster/row_count"] == window.collect().height
     assert training_set["flight_features_version"] == 0
+    # where it is and which Delta version: what the UI links to and what staleness compares
+    assert training_set["dagster/uri"] == weekly.storage.table_uri("training/training_sets")
+    (event,) = [e for e in weekly.first.get_asset_materialization_events() if e.asset_key == dg.AssetKey("training_set")]
+    assert event.materialization.tags["dagster/data_version"].startswith("training/training_sets@")
 
 
 def test_each_model_is_one_mlflow_run_with_params_metrics_data_versions_and_tags(weekly):
