@@ -113,13 +113,19 @@ def test_a_check_alerts_once_when_it_starts_failing_and_again_after_it_recovered
     assert len(received) == 2
 
 
-def test_the_alerts_of_one_tick_are_sent_oldest_first(instance, webhook):
-    url, received = webhook
+def alerts_after_two_checks_failed(instance, url: str) -> Sensor:
+    """The alerting sensor past its first tick, then feature_drift and score_drift failing on one day."""
     sensor = Sensor(check_failure_alerts, instance, url)
     sensor.tick()
     day = date(2013, 10, 10)
     record_run(instance, ["flight_features"], [day], failing={"flight_features": ["feature_drift"]})
     record_run(instance, ["batch_predictions"], [day], failing={"batch_predictions": ["score_drift"]})
+    return sensor
+
+
+def test_the_alerts_of_one_tick_are_sent_oldest_first(instance, webhook):
+    url, received = webhook
+    sensor = alerts_after_two_checks_failed(instance, url)
     sensor.tick()
     assert [alert["check"] for alert in received] == ["feature_drift", "score_drift"]
     first = received[0]
@@ -407,14 +413,11 @@ def test_a_finished_training_run_or_a_run_that_does_not_train_does_not_hold_the_
     record_run(instance, ["flight_features"], [date(2013, 10, 10)], failing={"flight_features": ["feature_drift"]})
     assert [r.partition_key for r in sensor.tick().run_requests] == ["2013-10-07"]
 
+
 def test_a_tick_whose_last_alert_could_not_be_delivered_still_reports_the_one_sent(instance, webhook):
     """The tick is not a skip when any alert went out, even if a later one failed to deliver."""
     url, received = webhook
-    sensor = Sensor(check_failure_alerts, instance, url)
-    sensor.tick()
-    day = date(2013, 10, 10)
-    record_run(instance, ["flight_features"], [day], failing={"flight_features": ["feature_drift"]})
-    record_run(instance, ["batch_predictions"], [day], failing={"batch_predictions": ["score_drift"]})
+    sensor = alerts_after_two_checks_failed(instance, url)
     delivered = []
 
     class FirstOnly(Notifier):
