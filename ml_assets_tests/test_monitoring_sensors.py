@@ -446,3 +446,21 @@ def test_more_check_results_in_one_tick_than_a_history_page_holds_are_all_alerte
     assert [alert["partition"] for alert in received] == [str(day) for day in days]
     sensor.tick()
     assert len(received) == 5
+
+
+def test_paging_back_through_a_checks_history_returns_each_new_result_once(instance, monkeypatch):
+    """Seven results of a check read in pages of 3 (standing for 500): none skipped, none repeated."""
+    import ml_assets.sensors
+    from ml_assets.sensors import new_check_results
+
+    monkeypatch.setattr(ml_assets.sensors, "HISTORY_PAGE", 3)
+    context, seen = dg.build_sensor_context(instance=instance, definitions=defs), {}
+    assert new_check_results(context, seen) == []
+    days = [date(2013, 10, 10) + timedelta(days=n) for n in range(7)]
+    record_run(instance, ["flight_features"], days, failing={"flight_features": ["feature_drift"]})
+
+    drift = [r for r in new_check_results(context, seen) if r.key.name == "feature_drift"]
+
+    assert [r.partition for r in drift] == [str(day) for day in days]
+    assert len({r.id for r in drift}) == 7
+    assert new_check_results(context, seen) == []
