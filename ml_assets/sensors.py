@@ -186,7 +186,10 @@ def run_failure_alerts(context: dg.RunFailureSensorContext, notifier: Notifier):
 
     run = context.dagster_run
     steps = context.get_step_failure_events()
+    # the first failed step's own error; when no step failed (a resource did not start), the run's
     errors = [_root_cause(e.event_specific_data.error) for e in steps if e.event_specific_data.error]
+    run_error = getattr(context.failure_event.event_specific_data, "error", None)
+    error = errors[0] if errors else _root_cause(run_error) if run_error else context.failure_event.message
     tags = run.tags
     partition = tags.get("dagster/partition") or (
         f"{tags['dagster/asset_partition_range_start']}..{tags['dagster/asset_partition_range_end']}"
@@ -195,7 +198,7 @@ def run_failure_alerts(context: dg.RunFailureSensorContext, notifier: Notifier):
     notifier.send(Alert(
         "run_failure", f"run of {run.job_name} failed", run_id=run.run_id, job=run.job_name,
         step=", ".join(e.step_key for e in steps) or None, partition=partition, severity="ERROR",
-        error=(errors[0] if errors else context.failure_event.message)[:1500],
+        error=error[:1500],
     ))  # fmt: skip
 
 

@@ -176,15 +176,15 @@ def test_a_cursor_without_failing_states_reads_as_nothing_failing(instance, webh
 def test_a_failed_run_alerts_with_its_job_step_partition_and_error(instance, webhook, partition_tags, partition):
     url, received = webhook
 
-    unreadable = "the flights file of 2013-01-02 is unreadable: " + "x" * 2000
+    unreadable = {step: f"the {step} file of 2013-01-02 is unreadable: " + "x" * 2000 for step in ("broken", "also_broken")}
 
     @dg.asset
     def broken():
-        raise ValueError(unreadable)
+        raise ValueError(unreadable["broken"])
 
     @dg.asset
     def also_broken():
-        raise ValueError(unreadable)
+        raise ValueError(unreadable["also_broken"])
 
     result = dg.materialize([broken, also_broken], instance=instance, tags=partition_tags, raise_on_error=False)
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
@@ -197,10 +197,38 @@ def test_a_failed_run_alerts_with_its_job_step_partition_and_error(instance, web
 
     (alert,) = received
     assert (alert["kind"], alert["run_id"], alert["partition"]) == ("run_failure", result.run_id, partition)
-    assert sorted(alert["step"].split(", ")) == ["also_broken", "broken"]
+    first, second = alert["step"].split(", ")
+    assert {first, second} == {"also_broken", "broken"}
     assert alert["job"] == result.dagster_run.job_name and alert["severity"] == "ERROR"
     assert alert["text"].startswith(f"[ml_assets ERROR] run of {alert['job']} failed (")
-    assert alert["error"] == f"ValueError: {unreadable}"[:1500]  # the step's own error, cut
+    assert alert["error"] == f"ValueError: {unreadable[first]}"[:1500]  # the first step's own error, cut
+
+
+def test_a_run_that_fails_before_any_step_alerts_with_the_cause(instance, webhook):
+    url, received = webhook
+
+    class Warehouse(dg.ConfigurableResource):
+        def setup_for_execution(self, context):
+            raise ConnectionError("the warehouse at 127.0.0.1:9 refused the connection")
+
+    @dg.asset
+    def needs_the_warehouse(warehouse: Warehouse):
+        return 1
+
+    result = dg.materialize(
+        [needs_the_warehouse], instance=instance, resources={"warehouse": Warehouse()}, raise_on_error=False
+    )
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alerts", dagster_event=failure, dagster_instance=instance,
+        dagster_run=result.dagster_run, resources={"notifier": Notifier(webhook_url=url)},
+    ).for_run_failure()  # fmt: skip
+
+    run_failure_alerts(context)
+
+    (alert,) = received
+    assert alert["step"] is None
+    assert alert["error"] == "ConnectionError: the warehouse at 127.0.0.1:9 refused the connection"
 
 
 # --- retraining --------------------------------------------------------------------------------
