@@ -186,10 +186,10 @@ def run_failure_alerts(context: dg.RunFailureSensorContext, notifier: Notifier):
 
     run = context.dagster_run
     steps = context.get_step_failure_events()
-    # the first failed step's own error; when no step failed (a resource did not start), the run's
-    errors = [_root_cause(e.event_specific_data.error) for e in steps if e.event_specific_data.error]
+    # Dagster gives a failed run the error of its first failed step, or of what stopped it before
+    # any step (a resource that did not start); a run the run monitoring failed has a message only
     run_error = getattr(context.failure_event.event_specific_data, "error", None)
-    error = errors[0] if errors else _root_cause(run_error) if run_error else context.failure_event.message
+    error = _root_cause(run_error) if run_error else context.failure_event.message
     tags = run.tags
     partition = tags.get("dagster/partition") or (
         f"{tags['dagster/asset_partition_range_start']}..{tags['dagster/asset_partition_range_end']}"

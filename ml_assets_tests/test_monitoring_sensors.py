@@ -231,6 +231,30 @@ def test_a_run_that_fails_before_any_step_alerts_with_the_cause(instance, webhoo
     assert alert["error"] == "ConnectionError: the warehouse at 127.0.0.1:9 refused the connection"
 
 
+def test_a_run_failed_by_the_run_monitoring_alerts_with_its_message(instance, webhook):
+    """The run monitoring fails a run whose worker is gone (an evicted pod) with a message only."""
+    url, received = webhook
+
+    @dg.asset
+    def lost():
+        return 1
+
+    run = dg.materialize([lost], instance=instance).dagster_run
+    instance.report_run_failed(run, "the run worker pod ml-assets-run-1 was evicted")
+    (record,) = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alerts", dagster_event=record.event_log_entry.dagster_event,
+        dagster_instance=instance, dagster_run=instance.get_run_by_id(run.run_id),
+        resources={"notifier": Notifier(webhook_url=url)},
+    ).for_run_failure()  # fmt: skip
+
+    run_failure_alerts(context)
+
+    (alert,) = received
+    assert alert["run_id"] == run.run_id and alert["step"] is None
+    assert alert["error"] == "the run worker pod ml-assets-run-1 was evicted"
+
+
 # --- retraining --------------------------------------------------------------------------------
 
 
