@@ -176,7 +176,8 @@ def test_a_cursor_without_failing_states_reads_as_nothing_failing(instance, webh
 def test_a_failed_run_alerts_with_its_job_step_partition_and_error(instance, webhook, partition_tags, partition):
     url, received = webhook
 
-    unreadable = {step: f"the {step} file of 2013-01-02 is unreadable: " + "x" * 2000 for step in ("broken", "also_broken")}
+    steps = ["broken", "also_broken"]
+    unreadable = {step: f"the {step} file of 2013-01-02 is unreadable: " + "x" * 2000 for step in steps}
 
     @dg.asset
     def broken():

@@ -1,6 +1,8 @@
 """The promotion gate and its bad inputs: a too-small window, MLflow unreachable, a failed quality
 check, a corrupt artifact; and the `ml-assets promote` / `rollback` commands."""
 
+from datetime import date
+
 import dagster as dg
 import polars as pl
 import pytest
@@ -95,6 +97,20 @@ def test_a_failed_quality_check_blocks_promotion_and_a_corrupt_artifact_is_refus
     assert "cannot be loaded" in failure_messages(refused)["champion_promotion"]
     assert registry.version_for(CHAMPION) is None
     assert all(move.alias == CHALLENGER for move in registry.alias_log())
+
+
+def test_the_evaluation_needs_min_rows_rows_of_the_week(lake_and_tracking, dagster_instance):
+    storage, tracking = lake_and_tracking
+    assert run_week(dagster_instance, WEEK, storage, tracking, TRAINING_ASSETS).success
+    rows = storage.scan("features/flight_features", date(2013, 4, 15), date(2013, 4, 21)).collect().height
+
+    exactly, short = (
+        run_week(dagster_instance, WEEK, storage, tracking, ["model_evaluation"], model_evaluation={"min_rows": n})
+        for n in (rows, rows + 1)
+    )
+
+    assert materialized(exactly)["model_evaluation"]["evaluation_rows"] == rows
+    assert f"has {rows} evaluation rows, fewer than {rows + 1}" in failure_messages(short)["model_evaluation"]
 
 
 def test_promotion_refuses_a_stale_evaluation(lake_and_tracking, dagster_instance):
