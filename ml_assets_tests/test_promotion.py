@@ -86,6 +86,7 @@ def test_a_failed_quality_check_blocks_promotion_and_a_corrupt_artifact_is_refus
 
     checks = {e.check_name: e.passed for e in blocked.get_asset_check_evaluations()}
     assert checks["minimum_roc_auc"] is False
+    assert "quality checks FAILED." in materialized(blocked)["model_evaluation"]["report"]
     assert "champion_promotion" not in materialized(blocked)  # the blocking check stopped it
     assert registry.version_for(CHAMPION) is None
 
@@ -138,9 +139,15 @@ def test_the_gate_promotes_a_challenger_beating_the_champion_by_more_than_the_ma
     challenger = registry.version_for(CHALLENGER)
     weaker = next(v for v in registry.versions_tagged(dagster_partition=WEEK) if v != challenger)
     registry.promote(weaker, "the weaker model as champion")
+    registry.set_challenger(weaker, "the weaker model as challenger too")
 
     evaluated = run_week(dagster_instance, WEEK, storage, tracking, ["model_evaluation"])
     assert materialized(evaluated)["model_evaluation"]["champion_version"] == weaker
+    move = registry.alias_log()[-1]  # the evaluation points the challenger back at its best candidate
+    assert (move.alias, move.from_version, move.to_version, move.dagster_run_id, move.moved_by) == (
+        CHALLENGER, weaker, challenger, evaluated.run_id, "dagster asset model_evaluation"
+    )
+    assert move.reason == f"best candidate of week {WEEK} on 2013-04-15..2013-04-21"
     rows = read_week_rows(storage, EVALUATIONS, WEEK, "model_evaluation")
     roc_auc = dict(rows.filter(pl.col("role").is_in(["challenger", "champion"])).select("role", "roc_auc").iter_rows())
     gain = roc_auc["challenger"] - roc_auc["champion"]

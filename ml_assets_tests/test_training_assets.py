@@ -111,6 +111,9 @@ def test_the_evaluation_scores_candidates_champion_and_baselines_on_the_same_wee
     assert evaluation["evaluation_rows"] == weekly.storage.scan(FEATURES_TABLE).filter(week).collect().height
 
     markdown = evaluation["report"]
+    champion = evaluation["champion_version"]
+    assert f"Challenger: {challenger['model']}; champion: v{champion}; quality checks passed." in markdown
+    assert "; champion: none yet; quality checks passed." in materialized(weekly.first)["model_evaluation"]["report"]
     for name in ("baseline_rate", "logistic", "champion v", "worst_roc_auc", "report.html"):
         assert name in markdown, name
     for link in ("report_html", "calibration_plot"):
