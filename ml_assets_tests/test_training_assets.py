@@ -110,6 +110,15 @@ def test_the_evaluation_scores_candidates_champion_and_baselines_on_the_same_wee
     week = pl.col("date").is_between(date.fromisoformat(NEXT_WEEK), date.fromisoformat(NEXT_WEEK) + timedelta(days=6))
     assert evaluation["evaluation_rows"] == weekly.storage.scan(FEATURES_TABLE).filter(week).collect().height
 
+    assert set(rows["features_version"]) == {evaluation["evaluated_on"][FEATURES_TABLE]}
+    data_versions = [
+        event.materialization.tags["dagster/data_version"]
+        for result in (weekly.first, weekly.second)
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == dg.AssetKey("model_evaluation")
+    ]
+    assert data_versions == ["evaluation/model_evaluations@0", "evaluation/model_evaluations@1"]  # each week's write
+
     markdown = evaluation["report"]
     champion = evaluation["champion_version"]
     assert f"Challenger: {challenger['model']}; champion: v{champion}; quality checks passed." in markdown
