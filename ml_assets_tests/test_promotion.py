@@ -114,9 +114,12 @@ def test_the_evaluation_needs_min_rows_rows_of_the_week(lake_and_tracking, dagst
     assert f"has {rows} evaluation rows, fewer than {rows + 1}" in failure_messages(short)["model_evaluation"]
 
 
-def test_promotion_refuses_a_stale_evaluation(lake_and_tracking, dagster_instance):
+def test_promotion_refuses_a_missing_or_stale_evaluation(lake_and_tracking, dagster_instance):
     storage, tracking = lake_and_tracking
-    assert run_week(dagster_instance, WEEK, storage, tracking, [*TRAINING_ASSETS, "model_evaluation"]).success
+    assert run_week(dagster_instance, WEEK, storage, tracking, TRAINING_ASSETS).success
+    unevaluated = run_week(dagster_instance, WEEK, storage, tracking, ["champion_promotion"])
+    assert "materialize model_evaluation for 2013-04-15 first" in failure_messages(unevaluated)["champion_promotion"]
+    assert run_week(dagster_instance, WEEK, storage, tracking, ["model_evaluation"]).success
     registry = tracking.registry()
     other = next(v for v in registry.versions_tagged() if v != registry.version_for(CHALLENGER))
     registry.promote(other, "promoted by hand after the evaluation")

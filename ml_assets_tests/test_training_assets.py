@@ -111,6 +111,11 @@ def test_the_evaluation_scores_candidates_champion_and_baselines_on_the_same_wee
     assert evaluation["evaluation_rows"] == weekly.storage.scan(FEATURES_TABLE).filter(week).collect().height
 
     assert set(rows["features_version"]) == {evaluation["evaluated_on"][FEATURES_TABLE]}
+    # the figures the UI shows for the partition
+    assert (evaluation["challenger_roc_auc"], evaluation["worst_slice_gap"]) == (
+        challenger["roc_auc"], challenger["worst_slice_gap"]
+    )
+    assert materialized(weekly.first)["model_evaluation"]["champion_version"] == "none"
     data_versions = [
         event.materialization.tags["dagster/data_version"]
         for result in (weekly.first, weekly.second)
@@ -157,6 +162,9 @@ def test_quality_checks_ran_as_blocking_checks_and_passed(weekly):
         "recent_origin_delays_raise_risk": True,
         "minimum_roc_auc": True,
     }
+    (auc,) = [e.metadata for e in evaluations if e.check_name == "minimum_roc_auc"]  # why it passed
+    challenger_auc = materialized(weekly.first)["model_evaluation"]["challenger_roc_auc"]
+    assert (auc["roc_auc"].value, auc["min_roc_auc"].value) == (challenger_auc, 0.65)  # the documented default
 
 
 def test_the_first_challenger_becomes_champion_and_a_margin_it_cannot_beat_holds_it(weekly):
