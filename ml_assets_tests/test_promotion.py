@@ -20,6 +20,7 @@ from ml_assets_tests.training_runs import (
     TRAINING_ASSETS,
     WEEK,
     corrupt_version,
+    data_version_of,
     failure_messages,
     local_tracking,
     materialized,
@@ -88,6 +89,12 @@ def test_a_failed_quality_check_blocks_promotion_and_a_corrupt_artifact_is_refus
     assert checks["minimum_roc_auc"] is False
     assert "quality checks FAILED." in materialized(blocked)["model_evaluation"]["report"]
     assert "champion_promotion" not in materialized(blocked)  # the blocking check stopped it
+    assert registry.version_for(CHAMPION) is None
+    # run on its own, past the blocking check, the gate still reads the failed checks
+    alone = materialized(run_week(dagster_instance, WEEK, storage, tracking, ["champion_promotion"]))
+    assert alone["champion_promotion"] | {"decision": None} == {
+        "promoted": False, "decision": None, "challenger_version": registry.version_for(CHALLENGER), "champion_version": "none",
+    }  # fmt: skip
     assert registry.version_for(CHAMPION) is None
 
     # the challenger passes on a fair bar, but its artifact is damaged before the gate runs
@@ -168,6 +175,10 @@ def test_the_gate_promotes_a_challenger_beating_the_champion_by_more_than_the_ma
     }  # fmt: skip
     assert registry.version_for(CHAMPION) == challenger
     assert registry.alias_log()[-1].moved_by == "dagster asset champion_promotion"
+    # the gate's data version names the champion it leaves: a held gate and a promotion differ
+    assert [data_version_of(result, "champion_promotion") for result in (held, promoted)] == [
+        f"flight_disruption@champion=v{weaker}", f"flight_disruption@champion=v{challenger}"
+    ]
 
 
 # --- ml-assets promote / rollback ----------------------------------------------------------------

@@ -14,6 +14,7 @@ from ml_assets_tests.training_runs import (
     ALL_ASSETS,
     NEXT_WEEK,
     WEEK,
+    data_version_of,
     local_tracking,
     materialized,
     run_week,
@@ -62,8 +63,7 @@ def test_training_set_pins_the_weeks_before_to_a_feature_table_version(weekly):
     assert training_set["flight_features_version"] == 0
     # where it is and which Delta version: what the UI links to and what staleness compares
     assert training_set["dagster/uri"] == weekly.storage.table_uri("training/training_sets")
-    (event,) = [e for e in weekly.first.get_asset_materialization_events() if e.asset_key == dg.AssetKey("training_set")]
-    assert event.materialization.tags["dagster/data_version"].startswith("training/training_sets@")
+    assert data_version_of(weekly.first, "training_set").startswith("training/training_sets@")
 
 
 def test_each_model_is_one_mlflow_run_with_params_metrics_data_versions_and_tags(weekly):
@@ -116,13 +116,9 @@ def test_the_evaluation_scores_candidates_champion_and_baselines_on_the_same_wee
         challenger["roc_auc"], challenger["worst_slice_gap"]
     )
     assert materialized(weekly.first)["model_evaluation"]["champion_version"] == "none"
-    data_versions = [
-        event.materialization.tags["dagster/data_version"]
-        for result in (weekly.first, weekly.second)
-        for event in result.get_asset_materialization_events()
-        if event.asset_key == dg.AssetKey("model_evaluation")
+    assert [data_version_of(result, "model_evaluation") for result in (weekly.first, weekly.second)] == [
+        "evaluation/model_evaluations@0", "evaluation/model_evaluations@1"  # each week's write
     ]
-    assert data_versions == ["evaluation/model_evaluations@0", "evaluation/model_evaluations@1"]  # each week's write
 
     markdown = evaluation["report"]
     champion = evaluation["champion_version"]

@@ -71,6 +71,12 @@ def materialized(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
     }
 
 
+def data_version_of(result: dg.ExecuteInProcessResult, asset: str) -> str:
+    """The data version the run recorded for its materialization of `asset`."""
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(asset)]
+    return event.materialization.tags["dagster/data_version"]
+
+
 def failure_messages(result: dg.ExecuteInProcessResult) -> dict[str, str]:
     """Step key → the error of each failed step (message, traceback and causes)."""
     return {
