@@ -10,6 +10,7 @@ import pytest
 from ml_assets.assets.evaluation import EVALUATIONS
 from ml_assets.assets.weekly import read_week_rows
 from ml_assets.cli import main
+from ml_assets.definitions import model_assets
 from ml_assets.models.lgbm import LgbmSearchConfig, train_lgbm
 from ml_assets.models.registry import CHALLENGER, CHAMPION
 from ml_assets.models.tracking import log_training_run
@@ -17,6 +18,7 @@ from ml_assets.resources.mlflow import MlflowTracking, local_mlflow
 from ml_assets_tests.models.conftest import synthetic_features
 from ml_assets_tests.training_runs import (
     SMALL_CONFIG,
+    NEXT_WEEK,
     TRAINING_ASSETS,
     WEEK,
     corrupt_version,
@@ -56,6 +58,23 @@ def test_an_empty_or_too_small_window_fails_with_the_reason_and_registers_nothin
     assert reason in failures["training_set"] and f"fewer than the {min_rows} required" in failures["training_set"]
     assert materialized(result) == {}
     assert tracking.registry().versions_tagged() == {}
+
+
+def test_the_window_defaults_to_13_weeks_needs_a_week_and_enough_of_each_class(lake_and_tracking, dagster_instance):
+    storage, tracking = lake_and_tracking
+    default = dg.materialize(  # no window_weeks in the config
+        model_assets, selection=["training_set"], partition_key=NEXT_WEEK, instance=dagster_instance,
+        resources={"storage": storage, "mlflow": tracking},
+        run_config={"ops": {"training_set": {"config": {"min_rows": 100, "min_positives": 10}}}},
+    )  # fmt: skip
+    one_class = run_week(dagster_instance, NEXT_WEEK, storage, tracking, ["training_set"],
+                         training_set={"min_rows": 100, "min_positives": 100_000})  # fmt: skip
+
+    assert materialized(default)["training_set"]["window"] == "2013-01-21..2013-04-21"  # the README's 13 weeks
+    assert "disrupted and" in failure_messages(one_class)["training_set"]
+    assert "at least 100000 of each are required" in failure_messages(one_class)["training_set"]
+    no_weeks = run_week(dagster_instance, NEXT_WEEK, storage, tracking, ["training_set"], training_set={"window_weeks": 0})
+    assert "window_weeks\n  Input should be greater than or equal to 1" in failure_messages(no_weeks)["training_set"]
 
 
 def test_unreachable_mlflow_fails_clearly_before_training_and_moves_no_alias(

@@ -64,6 +64,11 @@ def test_training_set_pins_the_weeks_before_to_a_feature_table_version(weekly):
     # where it is and which Delta version: what the UI links to and what staleness compares
     assert training_set["dagster/uri"] == weekly.storage.table_uri("training/training_sets")
     assert data_version_of(weekly.first, "training_set").startswith("training/training_sets@")
+    (manifest,) = weekly.storage.scan("training/training_sets").filter(pl.col("week") == WEEK).collect().to_dicts()
+    assert manifest == {
+        "table": FEATURES_TABLE, "table_version": 0, "first_day": date(2013, 3, 4), "last_day": date(2013, 4, 14),
+        "rows": training_set["dagster/row_count"], "disruption_rate": training_set["disruption_rate"], "week": WEEK,
+    }  # fmt: skip
 
 
 def test_each_model_is_one_mlflow_run_with_params_metrics_data_versions_and_tags(weekly):
