@@ -62,6 +62,9 @@ def test_an_empty_or_too_small_window_fails_with_the_reason_and_registers_nothin
 
 def test_the_window_defaults_to_13_weeks_needs_a_week_and_enough_of_each_class(lake_and_tracking, dagster_instance):
     storage, tracking = lake_and_tracking
+    untrained = run_week(dagster_instance, NEXT_WEEK, storage, tracking, ["lgbm_model"])
+    assert "materialize training_set for 2013-04-22 first" in failure_messages(untrained)["lgbm_model"]
+
     default = dg.materialize(  # no window_weeks in the config
         model_assets, selection=["training_set"], partition_key=NEXT_WEEK, instance=dagster_instance,
         resources={"storage": storage, "mlflow": tracking},

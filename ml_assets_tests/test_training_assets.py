@@ -63,7 +63,9 @@ def test_training_set_pins_the_weeks_before_to_a_feature_table_version(weekly):
     assert training_set["flight_features_version"] == 0
     # where it is and which Delta version: what the UI links to and what staleness compares
     assert training_set["dagster/uri"] == weekly.storage.table_uri("training/training_sets")
-    assert data_version_of(weekly.first, "training_set").startswith("training/training_sets@")
+    assert [data_version_of(result, "training_set") for result in (weekly.first, weekly.second)] == [
+        "training/training_sets@0", "training/training_sets@1"  # each week's write
+    ]
     (manifest,) = weekly.storage.scan("training/training_sets").filter(pl.col("week") == WEEK).collect().to_dicts()
     assert manifest == {
         "table": FEATURES_TABLE, "table_version": 0, "first_day": date(2013, 3, 4), "last_day": date(2013, 4, 14),
