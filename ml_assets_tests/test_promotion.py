@@ -11,6 +11,7 @@ from ml_assets.assets.evaluation import EVALUATIONS
 from ml_assets.assets.weekly import read_week_rows
 from ml_assets.cli import main
 from ml_assets.definitions import model_assets
+from ml_assets.flights.feature_spec import FEATURES_TABLE
 from ml_assets.models.lgbm import LgbmSearchConfig, train_lgbm
 from ml_assets.models.registry import CHALLENGER, CHAMPION
 from ml_assets.models.tracking import log_training_run
@@ -78,6 +79,18 @@ def test_the_window_defaults_to_13_weeks_needs_a_week_and_enough_of_each_class(l
     assert "at least 100000 of each are required" in failure_messages(one_class)["training_set"]
     no_weeks = run_week(dagster_instance, NEXT_WEEK, storage, tracking, ["training_set"], training_set={"window_weeks": 0})
     assert "window_weeks\n  Input should be greater than or equal to 1" in failure_messages(no_weeks)["training_set"]
+
+
+def test_a_model_trains_on_the_pinned_window_after_the_features_change(lake_and_tracking, dagster_instance):
+    storage, tracking = lake_and_tracking
+    pinned = materialized(run_week(dagster_instance, WEEK, storage, tracking, ["training_set"]))["training_set"]
+    day = date(2013, 4, 1)  # inside the window, rewritten after it was pinned
+    storage.write_days(FEATURES_TABLE, storage.scan(FEATURES_TABLE, day, day).collect().head(10), day, day)
+
+    trained = materialized(run_week(dagster_instance, WEEK, storage, tracking, ["lgbm_model"]))["lgbm_model"]
+
+    assert trained["dagster/row_count"] == pinned["dagster/row_count"]
+    assert trained["trained_on"] == {FEATURES_TABLE: pinned["flight_features_version"]}
 
 
 def test_unreachable_mlflow_fails_clearly_before_training_and_moves_no_alias(

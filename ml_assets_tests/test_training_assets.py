@@ -82,6 +82,8 @@ def test_each_model_is_one_mlflow_run_with_params_metrics_data_versions_and_tags
         assert run.data.tags["dagster_run_id"] == weekly.first.run_id
         assert run.data.tags["dagster_partition"] == WEEK
         assert run.data.tags["model_kind"] == kind
+        assert run.data.tags["dagster_asset"] == asset
+        assert run.info.artifact_uri.startswith(weekly.mlflow.artifact_location)  # the configured store
         assert run.data.params["data_version.features/flight_features"] == "0"
         assert run.data.params["training_days"] == "2013-03-04..2013-04-14"  # the 6 weeks before WEEK
         assert run.data.params["seed"] == "42"
