@@ -101,6 +101,27 @@ def test_each_model_is_registered_with_its_week_and_kind(weekly):
     assert {tags["model_kind"] for tags in week_one.values()} == {"lightgbm", "torch_tabular"}
     assert len(week_one) == 3 and len(week_two) == 2  # week one's LightGBM trained twice
     assert weekly.registry.version_for(CHALLENGER) == max(week_one, key=int)  # the latest training
+    for asset in ("lgbm_model", "torch_model"):  # what the UI shows and links, and the data version
+        model = materialized(weekly.first)[asset]
+        assert (model["registered_model"], model["mlflow_tracking_uri"]) == ("flight_disruption", weekly.mlflow.tracking_uri)
+        assert data_version_of(weekly.first, asset) == f"flight_disruption@v{model['model_version']}"
+        moves = [m for m in weekly.registry.alias_log() if m.to_version == model["model_version"] and m.alias == CHALLENGER]
+        assert moves[0].moved_by == f"dagster asset {asset}"  # the first move to it: its training's
+
+
+def test_the_ui_configs_default_to_the_model_layers_settings():
+    """Each training default is written once, in the model layer; the asset's search budget aside."""
+    from dataclasses import asdict
+
+    from ml_assets.assets.training import LgbmTrainingConfig, TorchTrainingConfig
+    from ml_assets.models.lgbm import LgbmSearchConfig
+    from ml_assets.models.torch_tabular import TorchTrainConfig
+
+    lgbm, torch = asdict(LgbmSearchConfig()), asdict(TorchTrainConfig())
+    assert LgbmTrainingConfig().model_dump() == {k: v for k, v in lgbm.items() if k != "device"} | {"n_trials": 20}
+    assert TorchTrainingConfig().model_dump() == {k: v for k, v in torch.items() if k != "device"} | {
+        "hidden_sizes": list(torch["hidden_sizes"])
+    }
 
 
 def test_the_evaluation_scores_candidates_champion_and_baselines_on_the_same_week(weekly):
