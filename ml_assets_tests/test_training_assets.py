@@ -87,6 +87,8 @@ def test_each_model_is_one_mlflow_run_with_params_metrics_data_versions_and_tags
         assert run.data.params["data_version.features/flight_features"] == "0"
         assert run.data.params["training_days"] == "2013-03-04..2013-04-14"  # the 6 weeks before WEEK
         assert run.data.params["seed"] == "42"
+        if asset == "lgbm_model":  # the boosting rounds kept by early stopping, within the configured bound
+            assert 1 <= int(run.data.params["best_iteration"]) <= int(run.data.params["max_boost_rounds"]) == 200
         assert run.data.metrics[metric] == pytest.approx(model[metric])
         assert mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/features.json")["features"] == FEATURES
         info = mlflow.models.get_model_info(model["model_uri"])
