@@ -89,6 +89,8 @@ def test_each_model_is_one_mlflow_run_with_params_metrics_data_versions_and_tags
         assert run.data.params["seed"] == "42"
         if asset == "lgbm_model":  # the boosting rounds kept by early stopping, within the configured bound
             assert 1 <= int(run.data.params["best_iteration"]) <= int(run.data.params["max_boost_rounds"]) == 200
+        else:  # the network trained as configured
+            assert 1 <= run.data.metrics["epochs_run"] <= int(run.data.params["max_epochs"]) == 4
         assert run.data.metrics[metric] == pytest.approx(model[metric])
         assert mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/features.json")["features"] == FEATURES
         info = mlflow.models.get_model_info(model["model_uri"])
