@@ -65,7 +65,11 @@ TESTS_BY_MODULE = {
     "ml_assets/models/comparison.py": ["ml_assets_tests/models/test_comparison.py"],
     "ml_assets/models/quality.py": ["ml_assets_tests/models/test_quality.py"],
     "ml_assets/assets/evaluation.py": ["ml_assets_tests/test_promotion.py", "ml_assets_tests/test_training_assets.py"],
-    "ml_assets/assets/training.py": ["ml_assets_tests/test_training_assets.py", "ml_assets_tests/test_k8s_step_pods.py"],
+    "ml_assets/assets/training.py": [
+        "ml_assets_tests/test_training_assets.py",
+        "ml_assets_tests/test_k8s_step_pods.py",
+        "ml_assets_tests/test_promotion.py",
+    ],
     "ml_assets/monitoring/drift.py": ["ml_assets_tests/test_monitoring_assets.py"],
     "ml_assets/monitoring/thresholds.py": [
         "ml_assets_tests/test_monitoring_assets.py",
@@ -77,9 +81,10 @@ TESTS_BY_MODULE = {
     "ml_assets/models/rollouts.py": ["ml_assets_tests/serving/test_rollouts.py", "ml_assets_tests/serving/test_rollout_cli.py"],
 }
 PYTEST_ARGS = ["-q", "-x", "-p", "no:cacheprovider", "-W", "ignore"]
-# A mutant's tests may take this many times their unmutated duration (plus the constant) before
-# the mutant is judged a timeout (an endless loop, a hang).
-TIMEOUT_FACTOR, TIMEOUT_CONSTANT_S = 3.0, 30.0
+# A mutant's tests may take this many times their unmutated duration (plus the constant); one that
+# runs out is judged again with RETRY_FACTOR times that time (a busy machine is not a hang) before
+# it counts as a timeout (an endless loop, a hang), which kills it.
+TIMEOUT_FACTOR, TIMEOUT_CONSTANT_S, RETRY_FACTOR = 3.0, 30.0, 3.0
 UNMUTATED_TIMEOUT_S = 3600.0
 
 
@@ -341,14 +346,14 @@ class Judges:
         self.free = list(stage_dirs)
         self.running: dict[int, tuple] = {}
 
-    def submit(self, mutant: Mutant, tests: list[str], measured: dict) -> None:
+    def submit(self, mutant: Mutant, tests: list[str], measured: dict, patience: float = 1.0) -> None:
         stage_dir = self.free.pop()
         target = stage_dir / mutant.module
         original = target.read_text()
         target.write_text(mutant.source)
         log = stage_dir.with_suffix(".log")
         pid = fork(stage_dir, lambda: int(pytest.main([*PYTEST_ARGS, *tests])), log)
-        self.running[pid] = (mutant, stage_dir, original, time.monotonic() + timeout_for(tests, measured))
+        self.running[pid] = (mutant, stage_dir, original, time.monotonic() + patience * timeout_for(tests, measured))
 
     def collect(self, block: bool):
         """Yield (mutant, status) of finished children; with `block`, until one has finished."""
@@ -427,7 +432,21 @@ def main() -> int:
         if args.sample and args.sample < len(mutants):
             mutants = sorted(random.Random(module).sample(mutants, args.sample), key=lambda m: m.line)
             print(f"{module}: judging a random sample of {len(mutants)}", flush=True)
-        for mutant in mutants:
+        queue, retried = list(reversed(mutants)), set()
+
+        def settle(block: bool) -> None:
+            for mutant, status in judges.collect(block):
+                if status == "timeout" and mutant.id not in retried:
+                    retried.add(mutant.id)
+                    queue.append(mutant)  # judged again next, with more time
+                else:
+                    record(mutant, status)
+
+        while queue or judges.running:
+            if not queue or not judges.free:
+                settle(block=True)
+                continue
+            mutant = queue.pop()
             earlier = previous.get(mutant.id, {})
             tests = tests_for(mutant, measured)
             if args.survivors and earlier.get("diff") == mutant.diff and earlier.get("status") in ("killed", "timeout"):
@@ -435,13 +454,7 @@ def main() -> int:
             elif not tests:
                 record(mutant, "survived")  # no mapped test runs its lines
             else:
-                if not judges.free:
-                    for done in judges.collect(block=True):
-                        record(*done)
-                judges.submit(mutant, tests, measured)
-        while judges.running:
-            for done in judges.collect(block=True):
-                record(*done)
+                judges.submit(mutant, tests, measured, RETRY_FACTOR if mutant.id in retried else 1.0)
         results_path.write_text(json.dumps(results, indent=1))
 
         total = sum(counts.values())
