@@ -61,6 +61,17 @@ class Sensor:
         return result
 
 
+def alert_run_failure(instance, url: str, run) -> None:
+    """Evaluate run_failure_alerts on the failure event the instance recorded for `run`."""
+    (record,) = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alerts", dagster_event=record.event_log_entry.dagster_event,
+        dagster_instance=instance, dagster_run=instance.get_run_by_id(run.run_id),
+        resources={"notifier": Notifier(webhook_url=url)},
+    ).for_run_failure()  # fmt: skip
+    run_failure_alerts(context)
+
+
 def test_the_notifier_posts_the_alert_as_json(webhook):
     from ml_assets.monitoring.alerts import Alert
 
@@ -188,13 +199,7 @@ def test_a_failed_run_alerts_with_its_job_step_partition_and_error(instance, web
         raise ValueError(unreadable["also_broken"])
 
     result = dg.materialize([broken, also_broken], instance=instance, tags=partition_tags, raise_on_error=False)
-    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
-    context = dg.build_run_status_sensor_context(
-        sensor_name="run_failure_alerts", dagster_event=failure, dagster_instance=instance,
-        dagster_run=result.dagster_run, resources={"notifier": Notifier(webhook_url=url)},
-    ).for_run_failure()  # fmt: skip
-
-    run_failure_alerts(context)
+    alert_run_failure(instance, url, result.dagster_run)
 
     (alert,) = received
     assert (alert["kind"], alert["run_id"], alert["partition"]) == ("run_failure", result.run_id, partition)
@@ -219,13 +224,7 @@ def test_a_run_that_fails_before_any_step_alerts_with_the_cause(instance, webhoo
     result = dg.materialize(
         [needs_the_warehouse], instance=instance, resources={"warehouse": Warehouse()}, raise_on_error=False
     )
-    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
-    context = dg.build_run_status_sensor_context(
-        sensor_name="run_failure_alerts", dagster_event=failure, dagster_instance=instance,
-        dagster_run=result.dagster_run, resources={"notifier": Notifier(webhook_url=url)},
-    ).for_run_failure()  # fmt: skip
-
-    run_failure_alerts(context)
+    alert_run_failure(instance, url, result.dagster_run)
 
     (alert,) = received
     assert alert["step"] is None
@@ -242,14 +241,7 @@ def test_a_run_failed_by_the_run_monitoring_alerts_with_its_message(instance, we
 
     run = dg.materialize([lost], instance=instance).dagster_run
     instance.report_run_failed(run, "the run worker pod ml-assets-run-1 was evicted")
-    (record,) = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
-    context = dg.build_run_status_sensor_context(
-        sensor_name="run_failure_alerts", dagster_event=record.event_log_entry.dagster_event,
-        dagster_instance=instance, dagster_run=instance.get_run_by_id(run.run_id),
-        resources={"notifier": Notifier(webhook_url=url)},
-    ).for_run_failure()  # fmt: skip
-
-    run_failure_alerts(context)
+    alert_run_failure(instance, url, run)
 
     (alert,) = received
     assert alert["run_id"] == run.run_id and alert["step"] is None
