@@ -253,11 +253,13 @@ def outcome(pid: int, deadline: float) -> str | None:
     return None
 
 
-def wait(pid: int, seconds: float) -> str:
-    deadline = time.monotonic() + seconds
+def run_unmutated(stage_dir: Path, run, log: Path, failure: str) -> None:
+    """Run `run()` in a forked child on the unmutated project; stop the pass if it fails."""
+    pid, deadline = fork(stage_dir, run, log), time.monotonic() + UNMUTATED_TIMEOUT_S
     while (status := outcome(pid, deadline)) is None:
         time.sleep(0.1)
-    return status
+    if status != "passed":
+        raise SystemExit(f"{failure}, see {log}")
 
 
 def measure(module: str, stage_dir: Path) -> dict:
@@ -277,10 +279,7 @@ def measure(module: str, stage_dir: Path) -> dict:
         out.write_text(json.dumps(measured | {"modules": list(sys.modules)}))
         return int(code)
 
-    pid = fork(stage_dir, run, log)
-    status = wait(pid, UNMUTATED_TIMEOUT_S)
-    if status != "passed":
-        raise SystemExit(f"{module}: its mapped tests fail unmutated, see {log}")
+    run_unmutated(stage_dir, run, log, f"{module}: its mapped tests fail unmutated")
     return json.loads(out.read_text())
 
 
@@ -297,7 +296,6 @@ def warm_imports(modules: list[str]) -> int:
             imported += 1
         except Exception:  # noqa: BLE001 - a module made at run time (a pickled model's code, ...)
             pass
-    forget_project_modules()
     return imported
 
 
@@ -306,10 +304,11 @@ def check_warm(module: str, stage_dir: Path) -> float:
     imported does not break (or hang) the children, whose failures and timeouts count as kills."""
     log = WORK_DIR / "coverage" / f"{module.replace('/', '__')}.warm.log"
     started = time.monotonic()
-    pid = fork(stage_dir, lambda: int(pytest.main([*PYTEST_ARGS, *TESTS_BY_MODULE[module]])), log)
-    status = wait(pid, UNMUTATED_TIMEOUT_S)
-    if status != "passed":
-        raise SystemExit(f"{module}: its mapped tests fail unmutated after the preload, see {log}")
+
+    def tests() -> int:
+        return int(pytest.main([*PYTEST_ARGS, *TESTS_BY_MODULE[module]]))
+
+    run_unmutated(stage_dir, tests, log, f"{module}: its mapped tests fail unmutated after the preload")
     return time.monotonic() - started
 
 
