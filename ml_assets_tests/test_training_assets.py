@@ -79,6 +79,7 @@ def test_each_model_is_one_mlflow_run_with_params_metrics_data_versions_and_tags
         model = materialized(weekly.first)[asset]
         run = mlflow.get_run(model["mlflow_run_id"])
 
+        assert run.info.run_name == f"{kind}-{WEEK}"  # what the MLflow UI lists
         assert run.data.tags["dagster_run_id"] == weekly.first.run_id
         assert run.data.tags["dagster_partition"] == WEEK
         assert run.data.tags["model_kind"] == kind
@@ -89,6 +90,9 @@ def test_each_model_is_one_mlflow_run_with_params_metrics_data_versions_and_tags
         assert run.data.params["seed"] == "42"
         if asset == "lgbm_model":  # the boosting rounds kept by early stopping, within the configured bound
             assert 1 <= int(run.data.params["best_iteration"]) <= int(run.data.params["max_boost_rounds"]) == 200
+            # the search ran the configured budget of trials
+            trials = run.data.metrics["trials_completed"] + run.data.metrics["trials_pruned"]
+            assert trials == int(run.data.params["n_trials"]) == 2
         else:  # the network trained as configured
             assert 1 <= run.data.metrics["epochs_run"] <= int(run.data.params["max_epochs"]) == 4
         assert run.data.metrics[metric] == pytest.approx(model[metric])
