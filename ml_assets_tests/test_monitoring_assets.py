@@ -11,9 +11,9 @@ import pytest
 from ml_assets.assets.monitoring import FEATURE_DRIFT_TABLE, feature_drift, score_drift
 from ml_assets.assets.predictions import PREDICTIONS_TABLE, batch_predictions
 from ml_assets.definitions import defs
-from ml_assets.flights.feature_spec import FEATURES_TABLE, LABEL
+from ml_assets.flights.feature_spec import FEATURES, FEATURES_TABLE, LABEL
 from ml_assets.models.registry import CHAMPION
-from ml_assets.monitoring.reference import REFERENCE_TABLE
+from ml_assets.monitoring.reference import MONITORED_FEATURES, REFERENCE_TABLE
 from ml_assets.resources.online_store import OnlineStoreResource
 from ml_assets.resources.sources import EmbeddedNycflights13
 from ml_assets_tests.training_runs import WEEK, local_tracking, run_week, synthetic_lake
@@ -105,6 +105,14 @@ def test_the_reference_is_computed_once_per_version(loop):
     assert first["training_window"].startswith("2013-03-04..2013-04-14")
     stored = loop.storage.scan(REFERENCE_TABLE).collect()
     assert set(stored["model_version"]) == {first["model_version"]} and stored.height == first["reference_rows"]
+    assert stored.height == 5_000  # a sample of the window's ~5,500 flights, the size the drift timings assume
+
+
+def test_calendar_features_are_never_monitored_for_drift():
+    # constant within a day: a single day would always drift on them
+    calendar = {"weekday", "is_holiday", "days_to_holiday"}
+    assert calendar <= set(FEATURES) and calendar.isdisjoint(MONITORED_FEATURES)
+    assert set(MONITORED_FEATURES) == set(FEATURES) - calendar
 
 
 def test_drift_checks_stay_quiet_on_stable_days(loop):
