@@ -9,12 +9,13 @@ import pytest
 from ml_assets.resources.sources import EmbeddedNycflights13, LandingZone
 from ml_assets.resources.storage import DeltaStorage
 from ml_assets_tests.helpers import write_landing_zone
+from ml_assets_tests.threads import limit_openmp_to_share_of_cores
 
 # With the suite on several workers (`make test`: pytest-xdist), each worker's OpenMP (LightGBM,
 # torch) gets its share of the cores: two workers each spinning two threads on two cores made
 # LightGBM's tests 3x slower. Set before either library loads (nothing above loads them).
 if workers := os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
-    os.environ.setdefault("OMP_THREAD_LIMIT", str(max(1, (os.cpu_count() or 1) // int(workers))))
+    limit_openmp_to_share_of_cores(int(workers))
 
 LANDING_START, LANDING_END = date(2013, 1, 1), date(2013, 1, 2)
 

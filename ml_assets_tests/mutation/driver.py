@@ -16,9 +16,10 @@ on lines no mapped test executes survives without a run. Mutants listed in
 `equivalent_mutants.toml` (id and why) are reported as equivalent, not as survivors.
 
 With `--since REV` only the mutants on lines added or changed since the git revision REV are
-judged (a branch's own lines: the pass a pull request needs). With `--sample N` a seeded random sample of N mutants per module is judged, for the modules
-whose tests take minutes per mutant (the training and evaluation assets): the score is then an
-estimate, printed with its 95 % Wilson interval.
+judged (a branch's own lines: the pass a pull request needs). With `--sample N` a seeded random
+sample of N mutants per module is judged, for the modules whose tests take minutes per mutant
+(the training and evaluation assets): the score is then an estimate, printed with its 95 % Wilson
+interval.
 
     python -m ml_assets_tests.mutation.driver [--module ml_assets/sensors.py ...] [--jobs 2] [--sample 40] [--since main]
 """
@@ -43,6 +44,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
+
+from ml_assets_tests.threads import limit_openmp_to_share_of_cores
 
 REPO = Path(__file__).resolve().parents[2]
 WORK_DIR = REPO / "build" / "mutation"
@@ -404,9 +407,7 @@ def main() -> int:
     modules = args.module or list(TESTS_BY_MODULE)
 
     sys.dont_write_bytecode = True
-    # Each job's OpenMP (LightGBM, torch) gets its share of the cores, set before either loads: two
-    # children each spinning two threads on two cores ran the training assets' tests 4.8x slower.
-    os.environ.setdefault("OMP_THREAD_LIMIT", str(max(1, (os.cpu_count() or 1) // args.jobs)))
+    limit_openmp_to_share_of_cores(args.jobs)  # before the preload loads LightGBM and torch
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     results_path = WORK_DIR / "results.json"
     previous = json.loads(results_path.read_text()) if results_path.exists() else {}
