@@ -78,12 +78,11 @@ def _scored_versions(storage: DeltaStorage, day: date) -> list[str]:
 
 def _recent_scores(storage: DeltaStorage, table: str, day: date, version: str) -> pl.DataFrame:
     """Earlier days' drift scores against the same reference (the seasonal band)."""
-    from ml_assets.monitoring import thresholds
+    from ml_assets.monitoring.drift import recent_days
 
     if not storage.exists(table):
         return pl.DataFrame(schema={"date": pl.Date, "column": pl.String, "value": pl.Float64})
-    first = day - timedelta(days=thresholds.RECENT_DAYS)
-    recent = storage.scan(table, first, day - timedelta(days=1)).filter(pl.col("model_version") == version)
+    recent = storage.scan(table, *recent_days(day)).filter(pl.col("model_version") == version)
     return recent.select("date", "column", "value").collect()
 
 
@@ -208,23 +207,20 @@ def _labels_complete() -> dg.TimeWindowPartitionMapping:
 def live_performance(context: dg.AssetExecutionContext, storage: DeltaStorage):
     from ml_assets.metadata import markdown_table
     from ml_assets.monitoring import thresholds
-    from ml_assets.monitoring.performance import LIVE_TABLE, day_metrics, degradation, evaluated_roc_auc, labelled
+    from ml_assets.monitoring.performance import (
+        LIVE_TABLE, day_metrics, degradation, evaluated_roc_auc, labelled, rolling_days,
+    )  # fmt: skip
 
     start, end = day_range(context)
-    first = start - timedelta(days=thresholds.ROLLING_DAYS - 1)
+    first, _ = rolling_days(start)
     rows = labelled(
         storage.scan(PREDICTIONS_TABLE, first, end).collect(), storage.scan(FEATURES_TABLE, first, end).collect()
     )
     if rows.filter(pl.col("date").is_between(start, end)).is_empty():
         raise dg.Failure(f"no batch predictions with labels for {start}..{end}: materialize batch_predictions first")
     evaluations = storage.scan(EVALUATIONS).collect() if storage.exists(EVALUATIONS) else pl.DataFrame()
-    daily = pl.concat(
-        [
-            day_metrics(rows.filter(pl.col("date") == day), rows.filter(pl.col("date").is_between(day - timedelta(days=thresholds.ROLLING_DAYS - 1), day)))
-            for day in rows.filter(pl.col("date").is_between(start, end)).get_column("date").unique().sort()
-        ],
-        how="diagonal_relaxed",
-    )
+    days = rows.filter(pl.col("date").is_between(start, end)).get_column("date").unique().sort()
+    daily = pl.concat([day_metrics(rows, day) for day in days], how="diagonal_relaxed")
     version = storage.write_days(LIVE_TABLE, daily, start, end)
     latest = daily.sort("date", "model_version").row(-1, named=True)
     expected = evaluated_roc_auc(evaluations, latest["model_version"]) if evaluations.height else None

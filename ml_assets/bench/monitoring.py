@@ -46,8 +46,7 @@ class DailyMonitor:
         self.recent = dict(recent or {"features": pl.DataFrame(), "score": pl.DataFrame()})
 
     def check(self, day: date, features: pl.DataFrame, scores: pl.DataFrame) -> dict:
-        from ml_assets.monitoring import thresholds
-        from ml_assets.monitoring.drift import check_day, feature_severity, score_severity
+        from ml_assets.monitoring.drift import check_day, feature_severity, recent_days, score_severity
         from ml_assets.monitoring.reference import MONITORED_FEATURES, SCORE
 
         result = {"date": day}
@@ -56,7 +55,7 @@ class DailyMonitor:
             ("score", scores, [SCORE], score_severity),
         ):
             earlier = self.recent[name]
-            window = earlier.filter(pl.col("date") >= day - timedelta(days=thresholds.RECENT_DAYS)) if earlier.height else earlier
+            window = earlier.filter(pl.col("date").is_between(*recent_days(day))) if earlier.height else earlier
             began = time.perf_counter()
             judged, severity = check_day(self.reference, current, columns, window if window.height else _no_scores(), severity_of)
             result[f"{name}_seconds"] = time.perf_counter() - began

@@ -9,6 +9,7 @@ recent days' (thresholds and their reasons: `monitoring.thresholds`).
 from __future__ import annotations
 
 import math
+from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -42,6 +43,7 @@ def drift_scores(
     `deciding_only`, the deciding one alone). A column without values on either side is not
     scored (Evidently refuses an empty column): its note says which side is empty."""
     from evidently.legacy.calculations.stattests import ks_stat_test, psi_stat_test, wasserstein_stat_test
+    from evidently.legacy.core import ColumnType
 
     tests = {"psi": psi_stat_test, "ks_p_value": ks_stat_test, "wasserstein": wasserstein_stat_test}
     rows = []
@@ -53,8 +55,9 @@ def drift_scores(
             side = "reference" if len(ref) == 0 else "current day"
             rows.append(row | {"note": f"no values in the {side}"})
             continue
-        kind = "cat" if column in categorical else "num"
-        computed = [statistic] if deciding_only else ["psi", "ks_p_value", "wasserstein"] if kind == "num" else ["psi"]
+        numeric = column not in categorical
+        kind = ColumnType.Numerical if numeric else ColumnType.Categorical  # a plain "num" makes PSI count values
+        computed = [statistic] if deciding_only else ["psi", "ks_p_value", "wasserstein"] if numeric else ["psi"]
         for name in computed:  # the threshold argument does not change the statistic returned
             row[name] = float(tests[name].func(ref, cur, kind, 0.1)[0])
         row["value"] = row[statistic]
@@ -80,6 +83,11 @@ def calibrate(
     return scored.group_by("column", "statistic", maintain_order=True).agg(
         window_max=pl.col("value").max(), window_days=pl.col("value").count()
     )
+
+
+def recent_days(day: date) -> tuple[date, date]:
+    """The first and last of the earlier days whose scores make `day`'s recent band."""
+    return day - timedelta(days=thresholds.RECENT_DAYS), day - timedelta(days=1)
 
 
 def judge(scores: pl.DataFrame, calibration: pl.DataFrame, recent: pl.DataFrame) -> pl.DataFrame:

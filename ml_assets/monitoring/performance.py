@@ -7,6 +7,7 @@ before it, and the verdict against the model's own out-of-time evaluation.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 import polars as pl
 
@@ -37,19 +38,25 @@ def metrics_of(rows: pl.DataFrame) -> dict[str, float | int | None]:
     }
 
 
-def day_metrics(day_rows: pl.DataFrame, window_rows: pl.DataFrame) -> pl.DataFrame:
-    """One row per model version that scored the day: the day's metrics and the rolling metrics
-    of that version over the window (the day and the ROLLING_DAYS - 1 before it)."""
-    rows = []
-    for (version,), day in day_rows.group_by("model_version", maintain_order=True):
-        rolling = window_rows.filter(pl.col("model_version") == version)
-        rows.append(
-            {"date": day.get_column("date")[0], "model_version": version}
-            | metrics_of(day)
+def rolling_days(day: date) -> tuple[date, date]:
+    """The first and last day of `day`'s rolling window: the day and the ROLLING_DAYS - 1 before it."""
+    return day - timedelta(days=thresholds.ROLLING_DAYS - 1), day
+
+
+def day_metrics(rows: pl.DataFrame, day: date) -> pl.DataFrame:
+    """One row per model version that scored `day`: the day's metrics and the rolling metrics of
+    that version over `day`'s rolling window. `rows`: labelled predictions covering the window."""
+    window = rows.filter(pl.col("date").is_between(*rolling_days(day)))
+    metrics = []
+    for (version,), day_rows in rows.filter(pl.col("date") == day).group_by("model_version", maintain_order=True):
+        rolling = window.filter(pl.col("model_version") == version)
+        metrics.append(
+            {"date": day, "model_version": version}
+            | metrics_of(day_rows)
             | {f"rolling_{k}": v for k, v in metrics_of(rolling).items()}
             | {"rolling_days": rolling.get_column("date").n_unique()}
         )
-    return pl.DataFrame(rows)
+    return pl.DataFrame(metrics)
 
 
 @dataclass(frozen=True)

@@ -75,13 +75,23 @@ TESTS_BY_MODULE = {
         "ml_assets_tests/test_k8s_step_pods.py",
         "ml_assets_tests/test_promotion.py",
     ],
-    "ml_assets/monitoring/drift.py": ["ml_assets_tests/test_monitoring_assets.py"],
+    "ml_assets/monitoring/drift.py": ["ml_assets_tests/monitoring/test_drift.py", "ml_assets_tests/test_monitoring_assets.py"],
+    "ml_assets/monitoring/reference.py": [
+        "ml_assets_tests/monitoring/test_reference.py",
+        "ml_assets_tests/test_monitoring_assets.py",
+    ],
     "ml_assets/monitoring/thresholds.py": [
+        "ml_assets_tests/monitoring/test_drift.py",
+        "ml_assets_tests/monitoring/test_performance.py",
+        "ml_assets_tests/monitoring/test_reference.py",
         "ml_assets_tests/test_monitoring_assets.py",
         "ml_assets_tests/test_monitoring_sensors.py",
     ],
     "ml_assets/monitoring/retraining.py": ["ml_assets_tests/test_monitoring_sensors.py"],
-    "ml_assets/monitoring/performance.py": ["ml_assets_tests/test_monitoring_assets.py"],
+    "ml_assets/monitoring/performance.py": [
+        "ml_assets_tests/monitoring/test_performance.py",
+        "ml_assets_tests/test_monitoring_assets.py",
+    ],
     "ml_assets/serving/guardrails.py": ["ml_assets_tests/serving/test_guardrails.py"],
     "ml_assets/models/rollouts.py": ["ml_assets_tests/serving/test_rollouts.py", "ml_assets_tests/serving/test_rollout_cli.py"],
 }
