@@ -13,13 +13,14 @@ from ml_assets.assets.predictions import PREDICTIONS_TABLE, batch_predictions
 from ml_assets.definitions import defs
 from ml_assets.flights.feature_spec import FEATURES, FEATURES_TABLE, LABEL
 from ml_assets.models.registry import CHAMPION
-from ml_assets.monitoring.reference import MONITORED_FEATURES, REFERENCE_TABLE
+from ml_assets.monitoring.reference import MONITORED_FEATURES
 from ml_assets.resources.online_store import OnlineStoreResource
 from ml_assets.resources.sources import EmbeddedNycflights13
 from ml_assets_tests.training_runs import WEEK, local_tracking, run_week, synthetic_lake
 
 STABLE_DAYS = [date(2013, 4, 15) + timedelta(days=n) for n in range(5)]  # the week after the window
 SHIFTED_DAY = date(2013, 4, 22)
+CORRECTED_DAY = date(2013, 4, 10)  # in the champion's training window
 FLIPPED_DAYS = [date(2013, 4, 23) + timedelta(days=n) for n in range(7)]  # labels turned over
 LOOP = [
     dg.AssetSelection.assets("batch_predictions", "drift_reference", "live_performance"),
@@ -61,6 +62,9 @@ class Loop:
         with dg.DagsterInstance.ephemeral() as instance:
             self.no_champion = run(instance, self.resources, "batch_predictions", str(STABLE_DAYS[0]))
             self.week = run_week(instance, WEEK, self.storage, self.mlflow)
+            # a window day corrected after training: the reference reads the rows the champion learnt from
+            corrected = features.filter(pl.col("date") == CORRECTED_DAY).with_columns(wx_visib=pl.lit(-1.0))
+            self.storage.write_days(FEATURES_TABLE, corrected, CORRECTED_DAY, CORRECTED_DAY)
             self.reference = run(instance, self.resources, "drift_reference")
             self.reference_again = run(instance, self.resources, "drift_reference")
             selection = LOOP[0] - dg.AssetSelection.assets("drift_reference") | LOOP[1]
@@ -103,9 +107,14 @@ def test_the_reference_is_computed_once_per_version(loop):
     assert first["computed_now"] is True and again["computed_now"] is False
     assert first["model_version"] == again["model_version"] == loop.mlflow.registry().version_for(CHAMPION)
     assert first["training_window"].startswith("2013-03-04..2013-04-14")
-    stored = loop.storage.scan(REFERENCE_TABLE).collect()
+    stored = loop.storage.scan("monitoring/drift_reference").collect()  # the lake's layout
+    calibration = loop.storage.scan("monitoring/drift_calibration").collect()
     assert set(stored["model_version"]) == {first["model_version"]} and stored.height == first["reference_rows"]
     assert stored.height == 5_000  # a sample of the window's ~5,500 flights, the size the drift timings assume
+    assert set(calibration["model_version"]) == {first["model_version"]}
+    assert set(calibration["column"]) == {*MONITORED_FEATURES, "score"}
+    assert stored["date"].min() >= date(2013, 3, 4) and stored["date"].max() <= date(2013, 4, 14)
+    assert stored.filter(pl.col("date") == CORRECTED_DAY).height > 50 and (stored["wx_visib"] != -1.0).all()
 
 
 def test_calendar_features_are_never_monitored_for_drift():
@@ -137,6 +146,8 @@ def test_a_shifted_day_fails_feature_drift_with_error_and_names_the_columns(loop
 def test_live_performance_measures_the_day_and_flags_a_degraded_week(loop):
     stable = materialized(loop.days[STABLE_DAYS[-1]])["live_performance"]
     assert 0.6 < stable["roc_auc"] < 1.0 and stable["evaluated_roc_auc"] > 0.6
+    stored = loop.storage.scan("monitoring/live_performance", STABLE_DAYS[-1], STABLE_DAYS[-1]).collect()
+    assert stored.get_column("roc_auc").to_list() == [stable["roc_auc"]]
     assert checks(loop.days[STABLE_DAYS[-1]])["performance_degradation"].passed
 
     degraded = checks(loop.days[FLIPPED_DAYS[-1]])["performance_degradation"]

@@ -44,15 +44,16 @@ def rolling_days(day: date) -> tuple[date, date]:
 
 
 def day_metrics(rows: pl.DataFrame, day: date) -> pl.DataFrame:
-    """One row per model version that scored `day`: the day's metrics and the rolling metrics of
-    that version over `day`'s rolling window. `rows`: labelled predictions covering the window."""
+    """One row per model version that scored `day` (by version): the day's metrics and the rolling
+    metrics of that version over `day`'s rolling window. `rows`: labelled predictions covering it."""
     window = rows.filter(pl.col("date").is_between(*rolling_days(day)))
+    day_rows = rows.filter(pl.col("date") == day)
     metrics = []
-    for (version,), day_rows in rows.filter(pl.col("date") == day).group_by("model_version", maintain_order=True):
+    for version in sorted(day_rows.get_column("model_version").unique(), key=int):
         rolling = window.filter(pl.col("model_version") == version)
         metrics.append(
             {"date": day, "model_version": version}
-            | metrics_of(day_rows)
+            | metrics_of(day_rows.filter(pl.col("model_version") == version))
             | {f"rolling_{k}": v for k, v in metrics_of(rolling).items()}
             | {"rolling_days": rolling.get_column("date").n_unique()}
         )

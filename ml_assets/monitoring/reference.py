@@ -52,7 +52,7 @@ class DriftReference:
 def build_reference(window_rows: pl.DataFrame, model) -> DriftReference:
     """Score the whole window, sample it, and calibrate every monitored column and the score."""
     scored = window_rows.select("date", *MONITORED_FEATURES).with_columns(
-        pl.Series(SCORE, model.predict_proba(window_rows), dtype=pl.Float64)
+        pl.Series(SCORE, model.predict_proba(window_rows))  # a ScoringModel gives float64
     )
     rows = sample(scored, thresholds.REFERENCE_SAMPLE_ROWS, thresholds.REFERENCE_SEED)
     calibration = calibrate(rows, scored, [*MONITORED_FEATURES, SCORE], CATEGORICAL)

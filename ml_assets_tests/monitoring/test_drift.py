@@ -9,9 +9,10 @@ import polars as pl
 import pytest
 
 from ml_assets.monitoring.drift import (
-    calibrate, deciding_statistic, drift_scores, drift_table_markdown, feature_severity, judge, recent_days, sample,
+    calibrate, check_day, deciding_statistic, drift_scores, drift_table_markdown, feature_severity, judge, recent_days, sample,
     score_severity, write_html_report,
 )  # fmt: skip
+from ml_assets.monitoring.reference import DriftReference
 
 DAY = date(2013, 5, 1)
 CATEGORICAL = {"carrier"}
@@ -129,6 +130,19 @@ def test_recent_scores_of_another_column_do_not_move_the_band():
 
 def test_the_recent_band_is_the_week_before_the_day():
     assert recent_days(DAY) == (date(2013, 4, 24), date(2013, 4, 30))
+
+
+def test_a_day_is_checked_against_the_stored_calibration_of_the_columns_asked_for():
+    window = pl.concat([flights(300, seed=n + 1, day=DAY - timedelta(days=n + 1)) for n in range(3)])
+    reference = DriftReference("7", flights(2000), calibrate(flights(2000), window, ["delay", "carrier"], {"carrier"}))
+    shifted = flights(300, shift=3.0, seed=9)
+
+    judged, severity = check_day(reference, shifted, ["delay"], NO_RECENT, feature_severity)
+    row = judged.row(0, named=True)
+    assert judged.height == 1 and row["column"] == "delay" and row["drifted"] and severity == "WARN"
+    assert row["window_max"] == reference.calibration.row(0, named=True)["window_max"]
+    _, calm = check_day(reference, flights(300, seed=10), ["delay", "carrier"], NO_RECENT, feature_severity)
+    assert calm is None
 
 
 def drifted(flags: list[bool]) -> pl.DataFrame:

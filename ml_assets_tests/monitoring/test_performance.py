@@ -44,24 +44,25 @@ def test_without_both_classes_the_ranking_metrics_are_none_but_the_counts_stay()
     measured = metrics_of(predictions(DAY, "3", [False, False], [0.2, 0.4]))
     assert measured == {"rows": 2, "disruption_rate": 0.0, "mean_score": pytest.approx(0.3),
                         "roc_auc": None, "pr_auc": None, "brier": None, "log_loss": None, "ece": None}  # fmt: skip
-    assert metrics_of(predictions(DAY, "3", [], []))["disruption_rate"] is None
+    assert metrics_of(predictions(DAY, "3", [True, True], [0.2, 0.4]))["roc_auc"] is None
+    assert metrics_of(predictions(DAY, "3", [], [])) == dict.fromkeys(measured, None) | {"rows": 0}
 
 
 def test_the_rolling_window_is_the_day_and_the_six_before_it():
     assert rolling_days(DAY) == (date(2013, 6, 4), DAY)
 
 
-def test_day_metrics_per_version_with_its_own_rolling_week():
+def test_day_metrics_per_version_in_version_order_with_its_own_rolling_week():
     perfect = ([True, False], [0.9, 0.1])
     inverted = ([True, False], [0.1, 0.9])  # eight days before: outside the window, would spoil it
     rows = pl.concat(
         [predictions(DAY - timedelta(days=n), "3", *perfect) for n in range(7)]
-        + [predictions(DAY - timedelta(days=7), "3", *inverted), predictions(DAY, "4", *inverted)]
+        + [predictions(DAY - timedelta(days=7), "3", *inverted), predictions(DAY, "10", *inverted)]
         + [predictions(DAY + timedelta(days=1), "3", *inverted)]  # the next day: not in the window either
     )
-    daily = day_metrics(rows, DAY).sort("model_version").to_dicts()
+    daily = day_metrics(rows[::-1], DAY).to_dicts()
 
-    assert [(d["date"], d["model_version"], d["rows"]) for d in daily] == [(DAY, "3", 2), (DAY, "4", 2)]
+    assert [(d["date"], d["model_version"], d["rows"]) for d in daily] == [(DAY, "3", 2), (DAY, "10", 2)]
     assert (daily[0]["rolling_days"], daily[0]["rolling_rows"], daily[0]["rolling_roc_auc"]) == (7, 14, 1.0)
     assert (daily[1]["roc_auc"], daily[1]["rolling_days"], daily[1]["rolling_rows"]) == (0.0, 1, 2)
 
@@ -71,7 +72,7 @@ def test_a_drop_of_more_than_five_percent_below_the_evaluation_is_degraded():
     above = degradation(0.7466, 500, evaluated_roc_auc=0.786)
 
     assert at_bound.relative_drop == 0.05 and at_bound.degraded is False
-    assert above.degraded is True
+    assert above.degraded is True and (above.rolling_roc_auc, above.evaluated_roc_auc) == (0.7466, 0.786)
     assert above.reason == "rolling ROC AUC 0.7466 is +5.0% below the evaluation's 0.7860: more than the allowed 5%"
     assert at_bound.reason.endswith("not more than the allowed 5%")
     assert degradation(0.80, 500, evaluated_roc_auc=0.786).degraded is False  # better than evaluated
@@ -80,6 +81,7 @@ def test_a_drop_of_more_than_five_percent_below_the_evaluation_is_degraded():
 def test_fewer_than_500_labelled_rows_give_no_verdict():
     too_few = degradation(0.5, 499, evaluated_roc_auc=0.8)
     assert too_few.degraded is None and too_few.relative_drop is None
+    assert (too_few.rolling_roc_auc, too_few.evaluated_roc_auc) == (0.5, 0.8)  # shown on the check
     assert too_few.reason == "499 labelled rows in the rolling window, fewer than 500"
     assert degradation(0.5, 500, evaluated_roc_auc=0.8).degraded is True
 
