@@ -1,6 +1,10 @@
-"""Small builders shared by the data-layer tests: embedded slices, landing zones, runs."""
+"""Small builders shared by the tests: embedded slices, landing zones, runs, MLflow stores."""
 
+import atexit
+import functools
 import hashlib
+import shutil
+import tempfile
 from datetime import date
 from pathlib import Path
 
@@ -129,3 +133,26 @@ def record_run(
                 )  # fmt: skip
                 report(DagsterEventType.ASSET_CHECK_EVALUATION, evaluation)
     return run_id
+
+
+def fresh_mlflow_store(path: Path) -> str:
+    """The `sqlite:///` URI of a new, empty MLflow store at `path`: a copy of one that MLflow's
+    migrations already ran on, instead of running them for each store (about 1.1 s a store)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_migrated_mlflow_store(), path)
+    return f"sqlite:///{path}"
+
+
+@functools.cache
+def _migrated_mlflow_store() -> Path:
+    """Once per process: MLflow's tables, migrated, and nothing else. The default experiment is
+    left out: each store creates it on opening, with its own artifact root."""
+    import sqlalchemy
+    from mlflow.store.db.utils import _initialize_tables  # what SqlAlchemyStore runs on an empty database
+
+    folder = Path(tempfile.mkdtemp(prefix="ml_assets_mlflow_"))
+    atexit.register(shutil.rmtree, folder, True)
+    engine = sqlalchemy.create_engine(f"sqlite:///{folder / 'mlflow.db'}")
+    _initialize_tables(engine)
+    engine.dispose()
+    return folder / "mlflow.db"

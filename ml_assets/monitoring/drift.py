@@ -62,7 +62,7 @@ def drift_scores(
             row[name] = float(tests[name].func(ref, cur, kind, 0.1)[0])
         row["value"] = row[statistic]
         rows.append(row)
-    return pl.DataFrame(rows, schema=SCORES_SCHEMA, orient="row")
+    return pl.DataFrame(rows, schema=SCORES_SCHEMA)
 
 
 def _values(frame: pl.DataFrame, column: str):
@@ -131,7 +131,7 @@ def feature_severity(judged: pl.DataFrame) -> str | None:
 
 
 def score_severity(judged: pl.DataFrame) -> str | None:
-    ratio = judged.get_column("ratio").fill_null(0.0).max()
+    ratio = judged.get_column("ratio").max()  # None when no column has a ratio
     return "ERROR" if ratio is not None and ratio > thresholds.SCORE_DRIFT_ERROR_RATIO else None
 
 
@@ -181,5 +181,5 @@ def _fmt(value) -> str:
 
 def sample(frame: pl.DataFrame, rows: int, seed: int) -> pl.DataFrame:
     """A seeded sample of at most `rows` rows (all of them when the frame is smaller)."""
-    return frame.sample(min(rows, frame.height), seed=seed) if frame.height else frame
+    return frame.sample(min(rows, frame.height), seed=seed)
 

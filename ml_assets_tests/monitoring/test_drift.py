@@ -64,6 +64,14 @@ def test_a_shifted_numeric_column_and_a_collapsed_categorical_score_far_from_a_l
     assert like["delay"]["note"] is None
 
 
+def test_a_categorical_column_with_many_categories_is_counted_per_category():
+    airports = [f"A{n:02d}" for n in range(40)]  # like `dest`: about a hundred values
+    reference = flights(3000, carriers=airports)
+    like = drift_scores(reference, flights(800, carriers=airports, seed=1), ["carrier"], CATEGORICAL).row(0, named=True)
+    unlike = drift_scores(reference, flights(800, carriers=airports[:4], seed=1), ["carrier"], CATEGORICAL).row(0, named=True)
+    assert like["value"] == like["psi"] < 0.1 < 1.0 < unlike["value"]
+
+
 def test_deciding_only_computes_the_deciding_statistic_alone():
     scored = drift_scores(flights(500), flights(200, seed=1), ["delay"], CATEGORICAL, deciding_only=True).row(0, named=True)
     assert scored["wasserstein"] == scored["value"] is not None
@@ -73,7 +81,7 @@ def test_deciding_only_computes_the_deciding_statistic_alone():
 def test_missing_and_non_finite_values_are_left_out_and_an_empty_side_is_named():
     reference = flights(500)
     current = pl.DataFrame({"delay": [0.1, float("inf"), float("nan"), None, -0.2], "carrier": [None] * 5})
-    scored = drift_scores(reference, current, ["delay", "carrier"], CATEGORICAL).rows_by_key("column", named=True, unique=True)
+    scored = drift_scores(reference, current, ["carrier", "delay"], CATEGORICAL).rows_by_key("column", named=True, unique=True)
     no_reference = drift_scores(reference.with_columns(delay=None), current, ["delay"], CATEGORICAL).row(0, named=True)
 
     assert scored["delay"]["current_rows"] == 2 and scored["delay"]["value"] is not None
@@ -172,26 +180,42 @@ def test_the_results_table_lists_drifted_columns_first_then_by_ratio():
 
     lines = drift_table_markdown(judged).splitlines()
     assert lines[0] == "| column | drifted | statistic | value | band | ratio | PSI | KS p | note |"
+    assert lines[1] == "|---|---|---|---|---|---|---|---|---|"
     assert lines[2] == "| drifted | **yes** | wasserstein | 0.5 | 0.1 | 5 |  | 0.0123 |  |"
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| drifted", "| busy", "| calm", "| flat"]
     assert lines[-1] == "| flat | no | wasserstein | 0.1 | 0 |  |  | 0.0123 |  |"
     assert len(drift_table_markdown(judged, limit=2).splitlines()) == 4
+    many = pl.concat([judged] * 16)  # 64 columns: the check's metadata shows 60
+    assert len(drift_table_markdown(many).splitlines()) == 2 + 60
 
 
-def test_the_html_report_shows_the_drifted_columns_and_the_highest_ratios(tmp_path):
+def test_the_html_report_shows_the_drifted_columns_and_the_highest_ratios_by_their_deciding_statistic(tmp_path):
     names = {"delay": "dep_delay_x", "carrier": "carrier_x"}
-    reference = flights(1000).rename(names).with_columns(calm_x=pl.lit(1.0), empty_x=pl.lit(2.0))
-    current = flights(300, shift=2.0, seed=1).rename(names).with_columns(calm_x=pl.lit(1.0), empty_x=pl.lit(2.0))
+    constants = {"calm_x": pl.lit(1.0), "empty_x": pl.lit(2.0), "flat_x": pl.lit(3.0)}
+    reference = flights(1000).rename(names).with_columns(**constants)
+    current = flights(300, shift=2.0, seed=1).rename(names).with_columns(**constants)
     judged = judge(
-        scores({"dep_delay_x": 2.0, "carrier_x": 0.05, "calm_x": 0.01, "empty_x": None}),
-        calibration(dict.fromkeys(["dep_delay_x", "carrier_x", "calm_x", "empty_x"], 0.1)), NO_RECENT,
+        scores({"dep_delay_x": 2.0, "carrier_x": 0.05, "calm_x": 0.01, "empty_x": None, "flat_x": 0.3}),
+        calibration({"dep_delay_x": 0.1, "carrier_x": 0.1, "calm_x": 0.1, "empty_x": 0.1, "flat_x": 0.0}), NO_RECENT,
     )  # fmt: skip
 
     path = write_html_report(reference, current, judged, {"carrier_x"}, tmp_path / "day" / "features.html", top=2)
     html = path.read_text()
     assert path == tmp_path / "day" / "features.html"
     assert "dep_delay_x" in html and "carrier_x" in html  # the drifted column and the next highest ratio
-    assert "calm_x" not in html and "empty_x" not in html
+    assert "calm_x" not in html and "empty_x" not in html and "flat_x" not in html  # flat: no band, no ratio
+    assert html.count("Wasserstein") == 1 and "PSI" in html and "K-S" not in html  # as `judge` decided
+
+
+def test_the_html_report_shows_eight_columns_unless_more_drifted(tmp_path):
+    frame = pl.DataFrame({f"col_{n}": [float(n), float(n) + 1] * 50 for n in range(10)})
+    calm = judge(scores({c: 0.1 for c in frame.columns}), calibration(dict.fromkeys(frame.columns, 0.1)), NO_RECENT)
+    drifted = calm.with_columns(drifted=pl.lit(True))
+
+    def shown(judged) -> int:
+        return write_html_report(frame, frame, judged, set(), tmp_path / "report.html").read_text().count("Wasserstein")
+
+    assert (shown(calm), shown(drifted)) == (8, 10)
 
 
 def test_a_seeded_sample_is_reproducible_and_never_larger_than_the_frame():
