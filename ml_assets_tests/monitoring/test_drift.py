@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 
 from ml_assets.monitoring.drift import (
-    calibrate, check_day, deciding_statistic, drift_scores, drift_table_markdown, feature_severity, judge, recent_days, sample,
-    score_severity, write_html_report,
+    calibrate, check_day, deciding_statistic, drift_scores, drift_table_markdown, feature_severity, judge, recent_days,
+    sample, score_severity, write_html_report,
 )  # fmt: skip
 from ml_assets.monitoring.reference import DriftReference
 
@@ -26,7 +26,8 @@ def flights(rows: int, shift: float = 0.0, carriers=("UA", "AA", "B6"), seed: in
 
 
 def scores(values: dict[str, float]) -> pl.DataFrame:
-    return pl.DataFrame({"column": list(values), "value": list(values.values())}, schema={"column": pl.String, "value": pl.Float64})
+    schema = {"column": pl.String, "value": pl.Float64}
+    return pl.DataFrame({"column": list(values), "value": list(values.values())}, schema=schema)
 
 
 def calibration(window_max: dict[str, float]) -> pl.DataFrame:
@@ -42,6 +43,10 @@ def recent(values_by_day: list[float], column: str = "delay") -> pl.DataFrame:
 NO_RECENT = recent([])
 
 
+def by_column(frame: pl.DataFrame) -> dict[str, dict]:
+    return frame.rows_by_key("column", named=True, unique=True)
+
+
 def test_numeric_columns_are_decided_by_wasserstein_and_categorical_ones_by_psi():
     assert deciding_statistic("delay", CATEGORICAL) == "wasserstein"
     assert deciding_statistic("carrier", CATEGORICAL) == "psi"
@@ -49,9 +54,9 @@ def test_numeric_columns_are_decided_by_wasserstein_and_categorical_ones_by_psi(
 
 def test_a_shifted_numeric_column_and_a_collapsed_categorical_score_far_from_a_like_day():
     reference = flights(3000)
-    like = drift_scores(reference, flights(800, seed=1), ["delay", "carrier"], CATEGORICAL).rows_by_key("column", named=True, unique=True)
-    unlike = drift_scores(reference, flights(800, shift=1.0, carriers=("UA",), seed=1), ["delay", "carrier"], CATEGORICAL)
-    unlike = unlike.rows_by_key("column", named=True, unique=True)
+    columns = ["delay", "carrier"]
+    like = by_column(drift_scores(reference, flights(800, seed=1), columns, CATEGORICAL))
+    unlike = by_column(drift_scores(reference, flights(800, shift=1.0, carriers=("UA",), seed=1), columns, CATEGORICAL))
 
     assert like["delay"]["statistic"] == "wasserstein" and like["carrier"]["statistic"] == "psi"
     assert like["delay"]["value"] == like["delay"]["wasserstein"] < 0.1  # normed by the reference's deviation
@@ -67,9 +72,9 @@ def test_a_shifted_numeric_column_and_a_collapsed_categorical_score_far_from_a_l
 def test_a_categorical_column_with_many_categories_is_counted_per_category():
     airports = [f"A{n:02d}" for n in range(40)]  # like `dest`: about a hundred values
     reference = flights(3000, carriers=airports)
-    like = drift_scores(reference, flights(800, carriers=airports, seed=1), ["carrier"], CATEGORICAL).row(0, named=True)
-    unlike = drift_scores(reference, flights(800, carriers=airports[:4], seed=1), ["carrier"], CATEGORICAL).row(0, named=True)
-    assert like["value"] == like["psi"] < 0.1 < 1.0 < unlike["value"]
+    like = by_column(drift_scores(reference, flights(800, carriers=airports, seed=1), ["carrier"], CATEGORICAL))
+    unlike = by_column(drift_scores(reference, flights(800, carriers=airports[:4], seed=1), ["carrier"], CATEGORICAL))
+    assert like["carrier"]["value"] == like["carrier"]["psi"] < 0.1 < 1.0 < unlike["carrier"]["value"]
 
 
 def test_deciding_only_computes_the_deciding_statistic_alone():
@@ -81,11 +86,12 @@ def test_deciding_only_computes_the_deciding_statistic_alone():
 def test_missing_and_non_finite_values_are_left_out_and_an_empty_side_is_named():
     reference = flights(500)
     current = pl.DataFrame({"delay": [0.1, float("inf"), float("nan"), None, -0.2], "carrier": [None] * 5})
-    scored = drift_scores(reference, current, ["carrier", "delay"], CATEGORICAL).rows_by_key("column", named=True, unique=True)
+    scored = by_column(drift_scores(reference, current, ["carrier", "delay"], CATEGORICAL))
     no_reference = drift_scores(reference.with_columns(delay=None), current, ["delay"], CATEGORICAL).row(0, named=True)
 
     assert scored["delay"]["current_rows"] == 2 and scored["delay"]["value"] is not None
-    assert scored["carrier"] == scored["carrier"] | {"value": None, "current_rows": 0, "note": "no values in the current day"}
+    empty = {"value": None, "current_rows": 0, "note": "no values in the current day"}
+    assert scored["carrier"] == scored["carrier"] | empty
     assert no_reference["value"] is None and no_reference["note"] == "no values in the reference"
 
 
@@ -102,11 +108,12 @@ def test_calibration_keeps_each_columns_largest_day_score_over_the_window():
 
 
 def test_a_column_drifts_only_above_twice_its_window_range():
-    judged = judge(scores({"at": 0.2, "above": 0.2001, "below": 0.05}), calibration(dict.fromkeys(["at", "above", "below"], 0.1)), NO_RECENT)
-    by_column = judged.rows_by_key("column", named=True, unique=True)
+    window = calibration(dict.fromkeys(["at", "above", "below"], 0.1))
+    judged = judge(scores({"at": 0.2, "above": 0.2001, "below": 0.05}), window, NO_RECENT)
+    rows = by_column(judged)
 
-    assert by_column["at"]["band"] == 0.1 and by_column["at"]["ratio"] == pytest.approx(2.0)
-    assert {c: r["drifted"] for c, r in by_column.items()} == {"at": False, "above": True, "below": False}
+    assert rows["at"]["band"] == 0.1 and rows["at"]["ratio"] == pytest.approx(2.0)
+    assert {c: r["drifted"] for c, r in rows.items()} == {"at": False, "above": True, "below": False}
 
 
 def test_a_column_with_no_band_has_no_ratio_and_does_not_drift():
@@ -174,9 +181,10 @@ def test_the_score_drifting_past_twice_its_band_is_an_error():
 
 
 def test_the_results_table_lists_drifted_columns_first_then_by_ratio():
-    judged = judge(
-        scores({"calm": 0.1, "drifted": 0.5, "flat": 0.1, "busy": 0.15}), calibration({"calm": 0.1, "drifted": 0.1, "busy": 0.1}), NO_RECENT
-    ).with_columns(statistic=pl.lit("wasserstein"), psi=pl.lit(float("nan")), ks_p_value=pl.lit(0.012345), note=pl.lit(None, pl.String))
+    window = calibration({"calm": 0.1, "drifted": 0.1, "busy": 0.1})  # "flat": no band
+    judged = judge(scores({"calm": 0.1, "drifted": 0.5, "flat": 0.1, "busy": 0.15}), window, NO_RECENT).with_columns(
+        statistic=pl.lit("wasserstein"), psi=pl.lit(float("nan")), ks_p_value=pl.lit(0.012345), note=pl.lit(None, pl.String)
+    )
 
     lines = drift_table_markdown(judged).splitlines()
     assert lines[0] == "| column | drifted | statistic | value | band | ratio | PSI | KS p | note |"

@@ -66,7 +66,12 @@ TESTS_BY_MODULE = {
         "ml_assets_tests/test_sources.py",
     ],
     "ml_assets/resources/storage.py": ["ml_assets_tests/test_storage.py"],
-    "ml_assets/models/registry.py": ["ml_assets_tests/models/test_registry.py", "ml_assets_tests/test_promotion.py"],
+    "ml_assets/models/registry.py": [
+        "ml_assets_tests/models/test_registry.py",
+        "ml_assets_tests/test_promotion.py",
+        # the logged-model id a tracking server needs (a local store ignores it)
+        "ml_assets_tests/test_production_storages.py::test_promotion_and_rollback_on_the_postgres_backed_server",
+    ],
     "ml_assets/models/comparison.py": ["ml_assets_tests/models/test_comparison.py"],
     "ml_assets/models/quality.py": ["ml_assets_tests/models/test_quality.py"],
     "ml_assets/assets/evaluation.py": ["ml_assets_tests/test_promotion.py", "ml_assets_tests/test_training_assets.py"],
