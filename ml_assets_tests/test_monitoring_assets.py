@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from ml_assets.assets.monitoring import FEATURE_DRIFT_TABLE, feature_drift, score_drift
-from ml_assets.assets.predictions import PREDICTIONS_TABLE, batch_predictions
+from ml_assets.assets.predictions import PREDICTIONS_TABLE
 from ml_assets.definitions import defs
 from ml_assets.flights.feature_spec import FEATURES, FEATURES_TABLE, LABEL
 from ml_assets.models.registry import CHAMPION

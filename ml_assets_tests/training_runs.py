@@ -12,7 +12,7 @@ import dagster as dg
 from ml_assets.definitions import model_assets
 from ml_assets.resources.mlflow import MlflowTracking
 from ml_assets.resources.storage import DeltaStorage
-from ml_assets_tests.helpers import fresh_mlflow_store
+from ml_assets_tests.helpers import mlflow_store
 from ml_assets_tests.models.conftest import synthetic_features
 
 WEEK, NEXT_WEEK = "2013-04-15", "2013-04-22"
@@ -36,7 +36,7 @@ def synthetic_lake(folder: Path) -> DeltaStorage:
 
 def local_tracking(folder: Path) -> MlflowTracking:
     return MlflowTracking(
-        tracking_uri=fresh_mlflow_store(folder / "mlflow" / "mlflow.db"),
+        tracking_uri=mlflow_store(folder / "mlflow" / "mlflow.db"),
         artifact_location=(folder / "mlflow" / "artifacts").as_uri(),
     )
 

@@ -11,7 +11,7 @@
 Thresholds: `ml_assets.monitoring.thresholds`.
 """
 
-from datetime import date, timedelta
+from datetime import date
 
 import dagster as dg
 import polars as pl

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from ml_assets.flights.feature_spec import NUMERIC_FEATURES
-from ml_assets_tests.helpers import fresh_mlflow_store
+from ml_assets_tests.helpers import mlflow_store
 
 CARRIERS = ["UA", "AA", "B6", "DL", "EV", "WN", "MQ"]
 CARRIER_EFFECT = dict(zip(CARRIERS, [0.0, -0.3, 0.3, -0.4, 0.6, 0.1, 0.4]))
@@ -96,7 +96,7 @@ def train_and_test(features) -> tuple[pl.DataFrame, pl.DataFrame]:
 def tracking_uri(tmp_path) -> str:
     import mlflow
 
-    uri = fresh_mlflow_store(tmp_path / "mlflow.db")
+    uri = mlflow_store(tmp_path / "mlflow.db")
     mlflow.set_tracking_uri(uri)
     return uri
 
