@@ -186,3 +186,13 @@ def test_each_write_returns_the_version_of_its_own_commit_despite_a_concurrent_o
     assert ours == [0, 0, 0, 2]  # each table's later version is the other writer's
     assert lake_storage.version(TABLE) == 3
     assert stored(lake_storage, version=ours[-1]).get_column("value").to_list() == [f"v2-{D1}-0"]
+
+
+def test_write_key_merges_a_new_column_into_the_table(lake_storage):
+    table = "evaluation/summaries"
+    lake_storage.write_key(table, pl.DataFrame({"model": ["a"]}), "week", "2013-02-04")
+
+    lake_storage.write_key(table, pl.DataFrame({"model": ["b"], "roc_auc": [0.7]}), "week", "2013-02-11")
+
+    rows = lake_storage.scan(table).collect().sort("week").select("model", "week", "roc_auc").rows()
+    assert rows == [("a", "2013-02-04", None), ("b", "2013-02-11", 0.7)]
