@@ -131,13 +131,15 @@ def make_service(registry, warm_store_file, tmp_path):
 
     built = []
 
-    def make(*, token=None, loader=None, store=None, limits=None, poll_interval_s=0.2, max_batch=1000, prediction_log=None):
+    def make(*, token=None, loader=None, store=None, limits=None, poll_interval_s=0.2, max_batch=1000, prediction_log=None,
+             read_token=None, rate_limit_per_s=None, rate_limit_burst=None):  # fmt: skip
         data_dir = tmp_path / f"service{len(built)}"
         (data_dir / "serving").mkdir(parents=True)
         shutil.copy(warm_store_file, data_dir / "serving" / "online_store.db")
         settings = ServingSettings(
             data_dir=data_dir, store_url=None, tracking_uri=registry.tracking_uri, api_token=token,
             max_batch=max_batch, poll_interval_s=poll_interval_s, guardrails=limits or GuardrailLimits(),
+            read_token=read_token, rate_limit_per_s=rate_limit_per_s, rate_limit_burst=rate_limit_burst,
         )  # fmt: skip
         service = ServingService(settings, store=store, registry=registry, loader=loader, prediction_log=prediction_log)
         built.append(service)

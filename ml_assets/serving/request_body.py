@@ -1,0 +1,97 @@
+"""Request bodies read strictly: UTF-8 JSON (RFC 8259) without `NaN` or `Infinity`, with the
+position of the first fault, and error bodies that quote at most a short excerpt of a value.
+
+`StrictJsonRoute` is the route class of the API: a route with a declared JSON body refuses a
+missing or non-JSON Content-Type (415) and parses with `parse_json` instead of Python's lenient
+`json.loads` (which takes `NaN`, `Infinity` and UTF-16); FastAPI then validates the result.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from email.message import Message
+from typing import Any
+
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+EXCERPT_CHARS = 60
+# A JSON string, or one of Python's non-standard constants outside strings.
+_STRING_OR_CONSTANT = re.compile(r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)', re.DOTALL)
+
+
+class JsonBodyError(json.JSONDecodeError):
+    """A body that is not RFC 8259 JSON in UTF-8; `pos` is where the fault is."""
+
+
+def parse_json(body: bytes, *, constants: Callable[[str], Any] | None = None) -> Any:
+    """The JSON value of a UTF-8 body. `NaN`, `Infinity` and `-Infinity` are refused unless
+    `constants` maps them to values."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise JsonBodyError(
+            f"the body is not UTF-8: byte {body[error.start]:#04x} at offset {error.start}",
+            body[: error.start].decode("utf-8"), error.start,
+        ) from None  # fmt: skip
+    return json.loads(text, parse_constant=constants or (lambda name: _refuse_constant(name, text)))
+
+
+def _refuse_constant(name: str, text: str):
+    at = next(m.start(1) for m in _STRING_OR_CONSTANT.finditer(text) if m.group(1))
+    raise JsonBodyError(f"{name} is not JSON: numbers must be finite", text, at)
+
+
+def is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    message = Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+def excerpt(value: Any) -> Any:
+    """A short, JSON-safe stand-in for an offending value."""
+    if isinstance(value, bool) or value is None or isinstance(value, int) and abs(value) < 10**15:
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, (str, bytes)):
+        text = value if isinstance(value, str) else value.decode("utf-8", "replace")
+        return text if len(text) <= EXCERPT_CHARS else f"{text[:EXCERPT_CHARS]}... ({len(text)} characters)"
+    if isinstance(value, (list, tuple, dict)):
+        return f"{type(value).__name__} of {len(value)} items"
+    return excerpt(str(value))
+
+
+class _StrictJsonRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = parse_json(await self.body())
+        return self._json
+
+
+class StrictJsonRoute(APIRoute):
+    """A route whose declared JSON body must come as `application/json` and parse strictly."""
+
+    def get_route_handler(self) -> Callable:
+        handler = super().get_route_handler()
+        if self.body_field is None:
+            return handler
+
+        async def strict_json(request: Request) -> Response:
+            request = _StrictJsonRequest(request.scope, request.receive)
+            await request.body()  # read whole first, so that an early answer leaves the connection usable
+            content_type = request.headers.get("content-type")
+            if not is_json(content_type):
+                given = f"{excerpt(content_type)!r}" if content_type else "none"
+                raise HTTPException(415, f"Content-Type must be application/json (given: {given})")
+            return await handler(request)
+
+        return strict_json
