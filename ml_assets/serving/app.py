@@ -18,12 +18,14 @@ from fastapi import Depends, FastAPI, Request, Security
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from ml_assets.serving import http_errors
 from ml_assets.serving.access import READ, WRITE, AccessControl, AccessDenied
 from ml_assets.serving.assembly import FeatureRequestError
 from ml_assets.serving.http_errors import problem, problems
 from ml_assets.serving.inference_protocol import (
+    BINARY_CONTENT_TYPE,
     HEADER_LENGTH,
     InferenceRequest,
     InferenceResponse,
@@ -33,12 +35,13 @@ from ml_assets.serving.inference_protocol import (
     ServerLiveResponse,
     ServerMetadataResponse,
     ServerReadyResponse,
+    accepted_content_type,
     encode_response,
     model_inputs,
     model_outputs,
     read_request,
 )
-from ml_assets.serving.request_body import StrictJsonRoute
+from ml_assets.serving.request_body import StrictJsonRoute, excerpt
 from ml_assets.serving.schemas import EventBatch, EventsResponse, PredictResponse, predict_request_model
 from ml_assets.serving.service import ServiceUnavailable, ServingService, ServingSettings
 from ml_assets.serving.store import OnlineStoreError
@@ -201,11 +204,13 @@ def create_app(service: ServingService | None = None, settings: ServingSettings 
 
     async def infer(request: Request, model_name: str, version: str | None, caller: str) -> Response:
         body = await request.body()
+        content_type = request.headers.get("content-type")
+        if not accepted_content_type(content_type):
+            raise HTTPException(415, f"Content-Type must be application/json, {BINARY_CONTENT_TYPE} or none (given: {excerpt(content_type)!r})")
 
         def score() -> Response:  # in the threadpool: decoding and scoring are CPU work
             champion_version(model_name, version)
-            headers = request.headers
-            rows = read_request(body, headers.get("content-type"), headers.get(HEADER_LENGTH), settings.max_batch)
+            rows = read_request(body, request.headers.get(HEADER_LENGTH), settings.max_batch)
             content, response_headers = encode_response(service.infer(rows, caller), rows.binary_output)
             return Response(content, headers=response_headers)
 
