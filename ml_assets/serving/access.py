@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 READ, WRITE = "read", "write"
-MAX_CALLERS = 10_000  # buckets kept; beyond, the full ones are forgotten
+MAX_CALLERS = 10_000  # buckets kept; beyond, the full ones are forgotten (all, when none is full)
 
 
 class AccessDenied(Exception):
@@ -57,6 +57,9 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}  # caller -> (tokens, at)
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        return len(self._buckets)
+
     def wait_s(self, caller: str) -> float:
         """0 when the caller may go now (a token is taken), else the seconds until it may."""
         with self._lock:
@@ -89,7 +92,7 @@ class AccessControl:
         role = self._role(request.headers.get("authorization"), needs)
         address = request.client.host if request.client else "unknown"
         caller = f"{role}@{address}"
-        if self.limiter and (wait := self.limiter.wait_s(caller)):
+        if self.limiter is not None and (wait := self.limiter.wait_s(caller)):
             raise AccessDenied(429, f"rate limit of {self.settings.rate_per_s:g} requests/s reached",
                                {"Retry-After": str(max(1, math.ceil(wait)))})  # fmt: skip
         return caller

@@ -255,7 +255,7 @@ def create_app(service: ServingService | None = None, settings: ServingSettings 
         """Prometheus text exposition."""
         return Response(service.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    app.openapi = lambda: _with_inference_request(FastAPIOffline.openapi(app))
+    app.openapi = lambda: _with_inference_request(FastAPI.openapi(app))
     return app
 
 
