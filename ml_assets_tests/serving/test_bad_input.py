@@ -2,7 +2,6 @@
 each is a 4xx naming the field and rule, in a bounded body (`{"detail"}` on /v1, `{"error"}` on
 /v2), and the connection stays open for the next request."""
 
-import http.client
 import json
 
 import polars as pl
@@ -11,29 +10,10 @@ import pytest
 from ml_assets.flights.feature_spec import CATEGORICAL_FEATURES, FEATURES, FEATURES_TABLE
 from ml_assets.serving.app import create_app
 from ml_assets_tests.serving.conftest import PARITY_DAY, served
+from ml_assets_tests.serving.keep_alive import KeepAlive
 
 FLIGHT = {"carrier": "AA", "flight": 3, "origin": "JFK", "dest": "LAX", "sched_dep": "2013-02-08T12:00:00-05:00"}
-JSON = {"Content-Type": "application/json"}
 MAX_ERROR_BYTES = 4096
-
-
-class KeepAlive:
-    """One HTTP/1.1 connection; every answer must leave it open."""
-
-    def __init__(self, base: str):
-        self.connection = http.client.HTTPConnection(base.removeprefix("http://"), timeout=30)
-        self.connection.connect()
-        self.socket = self.connection.sock
-
-    def send(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
-        self.connection.request(method, path, body=body, headers=headers or {})
-        response = self.connection.getresponse()
-        content = response.read()
-        assert response.getheader("connection") != "close" and self.connection.sock is self.socket, (path, content[:200])
-        return response.status, dict(response.getheaders()), content
-
-    def post_json(self, path: str, text: str | bytes, headers: dict | None = None):
-        return self.send("POST", path, text.encode() if isinstance(text, str) else text, JSON if headers is None else headers)
 
 
 @pytest.fixture(scope="module")
