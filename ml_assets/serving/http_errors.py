@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from ml_assets.serving.request_body import excerpt
+from ml_assets.serving.request_body import excerpt, shortened
 
 MAX_PROBLEMS = 20  # listed per response; the rest are counted
 INFERENCE_PROTOCOL_PREFIX = "/v2"
@@ -41,14 +41,14 @@ def problems(request: Request, status: int, listed: list[dict]) -> JSONResponse:
 
 def validation_problem(error: dict, body: object) -> dict:
     """One of pydantic's or FastAPI's errors, with its message naming the rule and no long input."""
-    kind, loc = error["type"], list(error["loc"])
+    kind, loc = error["type"], [p if isinstance(p, int) else excerpt(str(p)) for p in error["loc"]]
     if kind == "json_invalid":
         position = loc[-1] if isinstance(loc[-1], int) else 0
         text = body if isinstance(body, str) else ""
         line, column = text.count("\n", 0, position) + 1, position - text.rfind("\n", 0, position)
         reason = (error.get("ctx") or {}).get("error", "invalid JSON")
         return {"loc": loc, "msg": f"invalid JSON at line {line} column {column} (char {position}): {reason}", "type": kind}
-    found = {"loc": loc, "msg": error["msg"], "type": kind}
+    found = {"loc": loc, "msg": shortened(error["msg"]), "type": kind}
     if kind not in ("missing", "extra_forbidden") and "input" in error:
         found["input"] = excerpt(error["input"])
     return found

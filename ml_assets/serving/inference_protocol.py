@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationError
 
 from ml_assets.flights.feature_spec import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES
-from ml_assets.serving.request_body import excerpt, is_json, parse_json
+from ml_assets.serving.request_body import excerpt, is_json, parse_json, shortened
 
 OUTPUT = "disruption_probability"
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -188,12 +188,12 @@ def _split(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
 
 def _validation_message(error: ValidationError) -> str:
     shown = error.errors(include_url=False)[:10]
-    text = "; ".join(f"{_where(e['loc'])}: {e['msg']}" for e in shown)
+    text = "; ".join(f"{_where(e['loc'])}: {shortened(e['msg'])}" for e in shown)
     return text + (f"; and {error.error_count() - len(shown)} more" if error.error_count() > len(shown) else "")
 
 
 def _where(loc: tuple) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "body"
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{excerpt(str(p))}" for p in loc).lstrip(".") or "body"
 
 
 def _columns(inputs: list[RequestInput], binary: bytes) -> list[list]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Callable
 from email.message import Message
 from typing import Any
@@ -21,8 +22,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 EXCERPT_CHARS = 60
+MESSAGE_CHARS = 300
 # A JSON string, or one of Python's non-standard constants outside strings.
 _STRING_OR_CONSTANT = re.compile(r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)', re.DOTALL)
+_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+MAX_DEPTH = 100  # where a body nested too deeply for the parser is said to go wrong
 
 
 class JsonBodyError(json.JSONDecodeError):
@@ -39,12 +43,30 @@ def parse_json(body: bytes, *, constants: Callable[[str], Any] | None = None) ->
             f"the body is not UTF-8: byte {body[error.start]:#04x} at offset {error.start}",
             body[: error.start].decode("utf-8"), error.start,
         ) from None  # fmt: skip
-    return json.loads(text, parse_constant=constants or (lambda name: _refuse_constant(name, text)))
+    try:
+        return json.loads(text, parse_constant=constants or (lambda name: _refuse_constant(name, text)))
+    except RecursionError:
+        raise JsonBodyError(f"arrays and objects nested deeper than {MAX_DEPTH} levels", text, _too_deep(text)) from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError as error:  # an integer of more digits than Python converts
+        long_number = re.search(rf"\d{{{sys.get_int_max_str_digits() + 1},}}", text)
+        raise JsonBodyError(f"a number of too many digits ({error})", text, long_number.start() if long_number else 0) from None
 
 
 def _refuse_constant(name: str, text: str):
     at = next(m.start(1) for m in _STRING_OR_CONSTANT.finditer(text) if m.group(1))
     raise JsonBodyError(f"{name} is not JSON: numbers must be finite", text, at)
+
+
+def _too_deep(text: str) -> int:
+    """Where the nesting first passes MAX_DEPTH (strings skipped)."""
+    depth = 0
+    for token in _STRING_OR_BRACKET.finditer(text):
+        depth += {"[": 1, "{": 1, "]": -1, "}": -1}.get(token.group(), 0)
+        if depth > MAX_DEPTH:
+            return token.start()
+    return 0
 
 
 def is_json(content_type: str | None) -> bool:
@@ -68,6 +90,11 @@ def excerpt(value: Any) -> Any:
     if isinstance(value, (list, tuple, dict)):
         return f"{type(value).__name__} of {len(value)} items"
     return excerpt(str(value))
+
+
+def shortened(message: str) -> str:
+    """A message that may quote a value (pydantic's do), cut to a bounded length."""
+    return message if len(message) <= MESSAGE_CHARS else f"{message[:MESSAGE_CHARS]}..."
 
 
 class _StrictJsonRequest(Request):

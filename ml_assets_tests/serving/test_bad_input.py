@@ -14,6 +14,7 @@ from ml_assets_tests.serving.keep_alive import KeepAlive
 
 FLIGHT = {"carrier": "AA", "flight": 3, "origin": "JFK", "dest": "LAX", "sched_dep": "2013-02-08T12:00:00-05:00"}
 MAX_ERROR_BYTES = 4096
+INFER = "/v2/models/flight_disruption/infer"
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +99,25 @@ def test_a_broken_body_names_line_and_column(connection):
     assert problem["loc"] == ["body", 33] and problem["msg"].startswith("invalid JSON at line 2 column 20 (char 33): ")
 
 
+@pytest.mark.parametrize(
+    ("text", "at", "says"),
+    [
+        ('{"flights": [' + "1" * 5000 + "]}", 13, "a number of too many digits"),
+        ('{"flights": ' + "[" * 100_000 + "]" * 100_000 + "}", 12 + 99, "arrays and objects nested deeper than 100 levels"),
+    ],
+    ids=["a 5000-digit number", "100000 nested arrays"],
+)
+@pytest.mark.parametrize("path", ["/v1/predict", INFER])
+def test_bodies_beyond_the_parser_are_refused_not_failed(connection, path, text, at, says):
+    answer = connection.post_json(path, text)
+
+    if path == INFER:
+        assert v2_error(answer).startswith(f"invalid JSON at line 1 column {at + 1} (char {at}): {says}")
+    else:
+        (problem,) = v1_problems(answer)
+        assert problem["loc"] == ["body", at] and says in problem["msg"]
+
+
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded", "application/xml"])
 def test_v1_bodies_must_be_sent_as_json(connection, content_type):
     code, _, body = connection.post_json("/v1/predict", json.dumps({"flights": [FLIGHT]}), {"Content-Type": content_type} if content_type else {})
@@ -130,9 +150,6 @@ def inference_body(rows: pl.DataFrame, nested: bool = False, change: dict | None
                   "data": [[v] for v in values] if nested else values}  # fmt: skip
         inputs.append(tensor | (change or {}).get(name, {}))
     return {"inputs": inputs}
-
-
-INFER = "/v2/models/flight_disruption/infer"
 
 
 def scores(answer) -> list[float]:

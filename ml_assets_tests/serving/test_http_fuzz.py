@@ -63,7 +63,7 @@ def bodies(draw, valid: dict) -> bytes:
     if kind == "broken":
         text = json.dumps(valid)
         at = draw(st.integers(0, len(text)))
-        return (text[:at] + draw(st.sampled_from(["NaN", "-Infinity", "\x00", "}", "[", '"', ",,", "\\u00"])) + text[at:]).encode()
+        return (text[:at] + draw(st.sampled_from(["NaN", "-Infinity", "\x00", "}", "[", '"', ",,", "\\u00", "9" * 5000, "[" * 5000])) + text[at:]).encode()
     return draw(st.binary(max_size=300)) + draw(st.sampled_from([b"\xff", b"\xc3(", b"\xed\xa0\x80", b""]))
 
 
