@@ -162,8 +162,9 @@ def flight_request(row: dict) -> dict:
 
 
 @contextmanager
-def served(app):
-    """The app on uvicorn in a thread on a free port of 127.0.0.1; yields its base URL."""
+def served(app, http: str = "auto"):
+    """The app on uvicorn (HTTP implementation `http`) in a thread on a free port of 127.0.0.1;
+    yields its base URL."""
     import socket
     import threading
     import time
@@ -173,7 +174,7 @@ def served(app):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, http=http))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

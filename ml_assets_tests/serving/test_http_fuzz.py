@@ -84,14 +84,15 @@ def valid_bodies(real_lake, parity_flights) -> dict:
     }
 
 
+@pytest.mark.parametrize("http", ["httptools", "h11"])  # uvicorn's two HTTP/1.1 implementations
 @pytest.mark.parametrize(
     "path", ["/v1/predict", "/v1/events", "/v2/models/flight_disruption/infer", "/v2/models/flight_disruption/versions/1/infer"]
 )
-def test_hostile_requests_never_fail_the_service(make_service, valid_bodies, path):
+def test_hostile_requests_never_fail_the_service(make_service, valid_bodies, path, http):
     statuses: dict[int, int] = {}
     # mostly what the route's clients send, so that the bodies are read and judged
     usual_content_type = st.sampled_from([None] if path.startswith("/v2") else ["application/json"])
-    with served(create_app(make_service(token=TOKEN, max_batch=50))) as base:
+    with served(create_app(make_service(token=TOKEN, max_batch=50)), http) as base:
         connection = KeepAlive(base)
 
         @given(
@@ -118,4 +119,4 @@ def test_hostile_requests_never_fail_the_service(make_service, valid_bodies, pat
         fuzz()
 
     assert sum(statuses.values()) == EXAMPLES and any(400 <= s < 500 for s in statuses), statuses
-    print(f"\n{path}: {dict(sorted(statuses.items()))}")
+    print(f"\n{path} on {http}: {dict(sorted(statuses.items()))}")
