@@ -174,8 +174,8 @@ def create_app(service: ServingService | None = None, settings: ServingSettings 
         body = ServerReadyResponse(ready=is_ready, reason=reason)
         return body if is_ready else JSONResponse(body.model_dump() | {"error": reason}, status_code=503)
 
-    def champion_version(model_name: str, version: str | None) -> str:
-        """The champion's version when it is the model (and version) asked for; else a 404."""
+    def served_champion(model_name: str, version: str | None):
+        """The champion when it is the model (and version) asked for; else a 404 (503 without one)."""
         if model_name != settings.model_name:
             raise _NotFound(f"model {model_name!r} not found: this service serves {settings.model_name!r}")
         champion = service.deployment.routing.champion
@@ -183,20 +183,19 @@ def create_app(service: ServingService | None = None, settings: ServingSettings 
             raise ServiceUnavailable(f"no champion model is loaded ({service.deployment.last_error or 'waiting for the registry'})")
         if version is not None and version != champion.version:
             raise _NotFound(f"version {version!r} of {model_name!r} is not served: the champion is version {champion.version!r}")
-        return champion.version
+        return champion
 
     model_responses = {404: {"description": "unknown model name or version"}, **unavailable}
 
     def model_metadata(model_name: str, version: str | None = None) -> ModelMetadataResponse:
-        champion_version(model_name, version)
-        champion = service.deployment.routing.champion
+        champion = served_champion(model_name, version)
         return ModelMetadataResponse(
             name=model_name, versions=[champion.version], platform=champion.kind, inputs=model_inputs(), outputs=model_outputs(),
         )  # fmt: skip
 
     def model_ready(model_name: str, version: str | None = None):
         try:
-            champion_version(model_name, version)
+            served_champion(model_name, version)
         except ServiceUnavailable as error:
             body = ModelReadyResponse(name=model_name, ready=False).model_dump() | {"error": str(error)}
             return JSONResponse(body, status_code=503)
@@ -209,7 +208,7 @@ def create_app(service: ServingService | None = None, settings: ServingSettings 
             raise HTTPException(415, f"Content-Type must be application/json, {BINARY_CONTENT_TYPE} or none (given: {excerpt(content_type)!r})")
 
         def score() -> Response:  # in the threadpool: decoding and scoring are CPU work
-            champion_version(model_name, version)
+            served_champion(model_name, version)
             rows = read_request(body, request.headers.get(HEADER_LENGTH), settings.max_batch)
             content, response_headers = encode_response(service.infer(rows, caller), rows.binary_output)
             return Response(content, headers=response_headers)

@@ -1,6 +1,7 @@
 """Who may call what: every route with no, a wrong, the read and the write token; per-caller rate
 limits; the caller in the prediction log."""
 
+import sqlite3
 import time
 from datetime import datetime
 
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 from ml_assets.flights.feature_spec import CATEGORICAL_FEATURES, FEATURES, FEATURES_TABLE
 from ml_assets.serving.access import MAX_CALLERS, AccessSettings, RateLimiter
 from ml_assets.serving.app import create_app
+from ml_assets.serving.prediction_log import FIELDS, SqlitePredictionLog
 from ml_assets.serving.realtime import LOCAL
 from ml_assets_tests.serving.conftest import PARITY_DAY, flight_request
 
@@ -169,3 +171,17 @@ def test_the_buckets_kept_are_bounded():
 def test_contradictory_access_settings_are_refused(settings, says):
     with pytest.raises(ValueError, match=says):
         AccessSettings(**settings)
+
+
+def test_a_prediction_log_from_before_the_caller_field_gains_it(tmp_path):
+    earlier = [f for f in FIELDS if f != "caller"]
+    with sqlite3.connect(tmp_path / "log.db") as db:
+        db.execute(f"CREATE TABLE prediction_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, {', '.join(earlier)})")
+        db.execute(f"INSERT INTO prediction_log ({', '.join(earlier)}) VALUES ({', '.join('?' * len(earlier))})",
+                   [str(PARITY_DAY) if f == "date" else "x" for f in earlier])  # fmt: skip
+    log = SqlitePredictionLog(tmp_path / "log.db")
+    record = dict.fromkeys(FIELDS, "y") | {"date": str(PARITY_DAY), "caller": "read-token@10.0.0.7"}
+    log.append([record])
+
+    assert [r["caller"] for r in log.read_day(PARITY_DAY)] == [None, "read-token@10.0.0.7"]
+    log.close()
