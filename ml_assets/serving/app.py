@@ -41,7 +41,7 @@ from ml_assets.serving.inference_protocol import (
     model_outputs,
     read_request,
 )
-from ml_assets.serving.request_body import StrictJsonRoute, excerpt
+from ml_assets.serving.request_body import StrictJsonRoute, excerpt, refuse_encoded
 from ml_assets.serving.schemas import EventBatch, EventsResponse, PredictResponse, predict_request_model
 from ml_assets.serving.service import ServiceUnavailable, ServingService, ServingSettings
 from ml_assets.serving.store import OnlineStoreError
@@ -203,6 +203,7 @@ def create_app(service: ServingService | None = None, settings: ServingSettings 
 
     async def infer(request: Request, model_name: str, version: str | None, caller: str) -> Response:
         body = await request.body()
+        refuse_encoded(request)
         content_type = request.headers.get("content-type")
         if not accepted_content_type(content_type):
             raise HTTPException(415, f"Content-Type must be application/json, {BINARY_CONTENT_TYPE} or none (given: {excerpt(content_type)!r})")

@@ -78,6 +78,13 @@ def is_json(content_type: str | None) -> bool:
     return message.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
 
 
+def refuse_encoded(request: Request) -> None:
+    """A compressed body is refused by name (it would otherwise read as bytes that are not UTF-8)."""
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise HTTPException(415, f"Content-Encoding {excerpt(encoding)!r} is not supported: send the body uncompressed")
+
+
 def excerpt(value: Any) -> Any:
     """A short, JSON-safe stand-in for an offending value."""
     if isinstance(value, bool) or value is None or isinstance(value, int) and abs(value) < 10**15:
@@ -115,6 +122,7 @@ class StrictJsonRoute(APIRoute):
         async def strict_json(request: Request) -> Response:
             request = _StrictJsonRequest(request.scope, request.receive)
             await request.body()  # read whole first, so that an early answer leaves the connection usable
+            refuse_encoded(request)
             content_type = request.headers.get("content-type")
             if not is_json(content_type):
                 given = f"{excerpt(content_type)!r}" if content_type else "none"

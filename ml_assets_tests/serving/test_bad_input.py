@@ -2,6 +2,7 @@
 each is a 4xx naming the field and rule, in a bounded body (`{"detail"}` on /v1, `{"error"}` on
 /v2), and the connection stays open for the next request."""
 
+import gzip
 import json
 
 import polars as pl
@@ -10,7 +11,7 @@ import pytest
 from ml_assets.flights.feature_spec import CATEGORICAL_FEATURES, FEATURES, FEATURES_TABLE
 from ml_assets.serving.app import create_app
 from ml_assets_tests.serving.conftest import PARITY_DAY, served
-from ml_assets_tests.serving.keep_alive import KeepAlive
+from ml_assets_tests.serving.keep_alive import JSON, KeepAlive
 
 FLIGHT = {"carrier": "AA", "flight": 3, "origin": "JFK", "dest": "LAX", "sched_dep": "2013-02-08T12:00:00-05:00"}
 MAX_ERROR_BYTES = 4096
@@ -123,6 +124,13 @@ def test_v1_bodies_must_be_sent_as_json(connection, content_type):
     code, _, body = connection.post_json("/v1/predict", json.dumps({"flights": [FLIGHT]}), {"Content-Type": content_type} if content_type else {})
 
     assert code == 415 and json.loads(body)["detail"].startswith("Content-Type must be application/json")
+
+
+@pytest.mark.parametrize("path", ["/v1/predict", INFER])
+def test_a_compressed_body_is_refused_by_name(connection, path):
+    code, _, body = connection.post_json(path, gzip.compress(b"{}"), JSON | {"Content-Encoding": "gzip"})
+
+    assert code == 415 and "Content-Encoding 'gzip' is not supported" in body.decode()
 
 
 def test_a_huge_field_gets_a_short_answer(connection):
