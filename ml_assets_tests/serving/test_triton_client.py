@@ -142,3 +142,33 @@ def test_categorical_tensors_must_be_bytes(client, offline):
         client.infer(MODEL, inputs, headers=read())
 
     assert raised.value.status() == "400" and "input 'origin': datatype 'FP64', expected one of ['BYTES']" in raised.value.message()
+
+
+def test_the_torch_champion_takes_nan_as_missing_too(make_service, registry, offline):
+    registry.promote("2", "the torch model answers", moved_by="tests")
+    with served(create_app(make_service())) as base, triton.InferenceServerClient(base.removeprefix("http://")) as client:
+        result = client.infer(MODEL, tensors(client, offline, True))
+        metadata = client.get_model_metadata(MODEL)
+
+    assert metadata["platform"] == "torch_tabular" and result.get_response()["model_version"] == "2"
+    expected = load_scoring_model(registry, "2").predict_proba(offline)
+    np.testing.assert_allclose(result.as_numpy("disruption_probability"), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"carrier": ["ZZ", "00"]}, {"dest": ["Q" * 200, ""]}, {"distance": [1e308, -1e308]}, {"wx_temp": [None, None]}],
+    ids=["unknown carriers", "odd airports", "extreme numbers", "all missing"],
+)
+def test_odd_but_valid_values_are_scored(client, offline, values):
+    rows = offline.head(2)
+    inputs = tensors(client, rows, True)
+    for name, data in values.items():
+        datatype = "BYTES" if name in CATEGORICAL_FEATURES else "FP64"
+        inputs[FEATURES.index(name)] = triton.InferInput(name, [2], datatype).set_data_from_numpy(
+            np.array(data, dtype=NUMPY_TYPE[datatype]) if datatype == "BYTES" else np.array(data, dtype=float), binary_data=False
+        )
+
+    scores = client.infer(MODEL, inputs, headers=read()).as_numpy("disruption_probability")
+
+    assert scores.shape == (2,) and np.all((scores >= 0) & (scores <= 1))
