@@ -224,21 +224,23 @@ def _columns(inputs: list[RequestInput], binary: bytes) -> list[list]:
 
 
 def _flat(tensor: RequestInput) -> list:
-    """Row-major values of a JSON tensor, nested as its shape or flat."""
+    """Row-major values of a JSON tensor, nested as its shape or flat (a list among flat values is
+    refused with the other wrong types)."""
     data = tensor.data
-    if all(isinstance(v, list) for v in data) and data:
-        if len(tensor.shape) != 2 or len(data) != tensor.shape[0] or any(len(row) != tensor.shape[1] for row in data):
-            lengths = sorted({len(row) for row in data})
-            raise InvalidInput(
-                f"input {tensor.name!r}: nested data of {len(data)} rows of {lengths} values does not match shape {tensor.shape}"
-            )
-        return [v for row in data for v in row]
-    if any(isinstance(v, list) for v in data):
+    if not data or not isinstance(data[0], list):
+        return data
+    if not all(isinstance(row, list) for row in data):
         raise InvalidInput(f"input {tensor.name!r}: data mixes arrays and values; nest every row or none")
-    return data
+    if len(tensor.shape) != 2 or len(data) != tensor.shape[0] or any(len(row) != tensor.shape[1] for row in data):
+        lengths = sorted({len(row) for row in data})
+        raise InvalidInput(
+            f"input {tensor.name!r}: nested data of {len(data)} rows of {lengths} values does not match shape {tensor.shape}"
+        )
+    return [v for row in data for v in row]
 
 
-def _decode_binary(tensor: RequestInput, raw: bytes) -> list:
+def _decode_binary(tensor: RequestInput, raw: bytes) -> list | np.ndarray:
+    """BYTES elements as strings, numbers as float64 (NaN: missing)."""
     if tensor.datatype == "BYTES":
         values, at = [], 0
         while at < len(raw):
@@ -259,7 +261,7 @@ def _decode_binary(tensor: RequestInput, raw: bytes) -> list:
     width = np.dtype(dtype).itemsize
     if len(raw) % width:
         raise InvalidInput(f"input {tensor.name!r}: {len(raw)} bytes is not a whole number of {tensor.datatype} values ({width} bytes)")
-    return np.frombuffer(raw, dtype=dtype).tolist()
+    return np.frombuffer(raw, dtype=dtype).astype(np.float64)
 
 
 def _rows(inputs: list[RequestInput], columns: list[list], max_rows: int) -> tuple[list[tuple], np.ndarray]:
@@ -289,8 +291,13 @@ def _rows(inputs: list[RequestInput], columns: list[list], max_rows: int) -> tup
         if tensor.datatype not in allowed:
             raise InvalidInput(f"input {tensor.name!r}: datatype {excerpt(tensor.datatype)!r}, expected one of {sorted(allowed)}")
     categorical = list(zip(*(_strings(*by_name[c]) for c in CATEGORICAL_FEATURES)))
-    numeric = np.array([_numbers(*by_name[c]) for c in NUMERIC_FEATURES], dtype=np.float64).T
-    return categorical, numeric.reshape(n, len(NUMERIC_FEATURES))
+    columns = [_numbers(*by_name[c]) for c in NUMERIC_FEATURES]
+    numeric = np.ascontiguousarray(np.array(columns, dtype=np.float64).T)  # None: NaN
+    infinite = np.argwhere(np.isinf(numeric))
+    if infinite.size:
+        row, column = infinite[0]
+        raise InvalidInput(f"input {NUMERIC_FEATURES[column]!r}[{row}]: {numeric[row, column]} is refused ({MISSING_VALUES})")
+    return categorical, numeric
 
 
 def _strings(tensor: RequestInput, values: list) -> list[str | None]:
@@ -300,22 +307,25 @@ def _strings(tensor: RequestInput, values: list) -> list[str | None]:
     return values
 
 
-def _numbers(tensor: RequestInput, values: list) -> list[float]:
-    numbers = []
-    boolean = tensor.datatype == "BOOL"
+def _numbers(tensor: RequestInput, values: list | np.ndarray) -> list | np.ndarray:
+    """The values, checked to be numbers of the tensor's datatype or null (NaN only in a
+    floating-point tensor)."""
+    if not isinstance(values, np.ndarray):
+        allowed = {bool, type(None)} if tensor.datatype == "BOOL" else {int, float, type(None)}
+        kinds = set(map(type, values))
+        if not kinds <= allowed or (float in kinds and tensor.datatype not in FLOATING):
+            _refuse_first(tensor, values, allowed)
+    return values
+
+
+def _refuse_first(tensor: RequestInput, values: list, allowed: set) -> None:
+    """Names the first value of a wrong type (or a NaN or fraction in an integer tensor)."""
     for i, v in enumerate(values):
-        if v is None:
-            numbers.append(math.nan)
-            continue
-        if isinstance(v, str) or isinstance(v, bool) != boolean:
+        if type(v) not in allowed:
             raise InvalidInput(f"input {tensor.name!r}[{i}]: {excerpt(v)!r} is not a {tensor.datatype} value")
-        number = float(v)
-        if math.isinf(number) or (math.isnan(number) and tensor.datatype not in FLOATING):
-            raise InvalidInput(f"input {tensor.name!r}[{i}]: {v!r} is refused ({MISSING_VALUES})")
-        if isinstance(v, float) and not v.is_integer() and tensor.datatype not in FLOATING:
-            raise InvalidInput(f"input {tensor.name!r}[{i}]: {v!r} is not a {tensor.datatype} value")
-        numbers.append(number)
-    return numbers
+        if isinstance(v, float) and not v.is_integer():
+            refused = f"{v!r} is refused ({MISSING_VALUES})" if math.isnan(v) else f"{v!r} is not a {tensor.datatype} value"
+            raise InvalidInput(f"input {tensor.name!r}[{i}]: {refused}")
 
 
 def _binary_output(request: InferenceRequest) -> bool:

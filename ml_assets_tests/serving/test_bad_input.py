@@ -182,7 +182,10 @@ def test_nested_data_nan_and_null_and_no_content_type_on_v2(connection, rows):
     [
         ({"distance": {"data": [[1.0, 2.0]] * 4, "shape": [4, 2]}}, "input 'distance': shape [4, 2], expected [4] or [4, 1]"),
         ({"distance": {"data": [[1.0], [2.0]], "shape": [4, 1]}}, "input 'distance': nested data of 2 rows of [1] values does not match shape [4, 1]"),
-        ({"distance": {"data": [1.0, [2.0], 3.0, 4.0]}}, "input 'distance': data mixes arrays and values"),
+        ({"distance": {"data": [[1.0], 2.0, [3.0], [4.0]], "shape": [4, 1]}}, "input 'distance': data mixes arrays and values"),
+        ({"distance": {"data": [1.0, [2.0], 3.0, 4.0]}}, "input 'distance'[1]: 'list of 1 items' is not a FP64 value"),
+        ({"distance": {"datatype": "INT64", "data": [1, float("nan"), 3, 4]}}, "input 'distance'[1]: nan is refused"),
+        ({"distance": {"datatype": "BOOL", "data": [True, 1, False, True]}}, "input 'distance'[1]: 1 is not a BOOL value"),
         ({"distance": {"data": [1.0, 2.0, 3.0]}}, "input 'distance': shape [4] holds 4 values, the data has 3"),
         ({"distance": {"data": [1.0, True, 3.0, 4.0]}}, "input 'distance'[1]: True is not a FP64 value"),
         ({"distance": {"data": [1.0, "2", 3.0, 4.0]}}, "input 'distance'[1]: '2' is not a FP64 value"),
