@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -179,7 +180,7 @@ def encode_response(response: InferenceResponse, binary: bool) -> tuple[bytes, d
 def _split(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     if header_length is None:
         return body, b""
-    if not header_length.isdigit() or not 0 < int(header_length) <= len(body):
+    if not re.fullmatch(r"[0-9]{1,12}", header_length) or not 0 < int(header_length) <= len(body):
         raise InvalidInput(
             f"{HEADER_LENGTH} must be the byte length of the JSON header, 1 to {len(body)} (given: {excerpt(header_length)!r})"
         )
@@ -196,7 +197,7 @@ def _where(loc: tuple) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{excerpt(str(p))}" for p in loc).lstrip(".") or "body"
 
 
-def _columns(inputs: list[RequestInput], binary: bytes) -> list[list]:
+def _columns(inputs: list[RequestInput], binary: bytes) -> list[list | np.ndarray]:
     """Each input's flat values: from its `data`, or from its slice of the binary part."""
     columns, offset = [], 0
     for tensor in inputs:

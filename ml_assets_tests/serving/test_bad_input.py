@@ -224,6 +224,8 @@ def test_request_level_problems_on_v2(connection, rows):
         ("abc", b"", "Inference-Header-Content-Length must be the byte length of the JSON header"),
         ("0", b"", "Inference-Header-Content-Length must be the byte length of the JSON header"),
         ("999999", b"", "Inference-Header-Content-Length must be the byte length of the JSON header"),
+        ("\u00b2", b"", "Inference-Header-Content-Length must be the byte length of the JSON header"),  # a digit to str.isdigit
+        ("9" * 5000, b"", "Inference-Header-Content-Length must be the byte length of the JSON header"),
         (None, b"\x00" * 8, "8 binary bytes after the JSON header belong to no input"),
     ],
 )
