@@ -23,9 +23,11 @@ from starlette.responses import Response
 
 EXCERPT_CHARS = 60
 MESSAGE_CHARS = 300
-# A JSON string, or one of Python's non-standard constants outside strings.
-_STRING_OR_CONSTANT = re.compile(r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)', re.DOTALL)
-_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+# A JSON string (matched to be skipped), or what is looked for outside strings: Python's
+# non-standard constants, brackets.
+_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
+_STRING_OR_CONSTANT = re.compile(_STRING + r"|(-?Infinity|NaN)", re.DOTALL)
+_STRING_OR_BRACKET = re.compile(_STRING + r"|[\[\]{}]", re.DOTALL)
 MAX_DEPTH = 100  # where a body nested too deeply for the parser is said to go wrong
 
 
