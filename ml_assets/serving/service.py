@@ -200,7 +200,7 @@ class ServingService:
         if routing.mode == SHADOW:
             rows = [i for i, k in enumerate(keys) if shadowed(k, SHADOW, routing.rollout.percent)]
             if rows:
-                self._queue_comparison(("shadow", routing, request_id, assembled, rows, categorical, numeric, scores))
+                self._queue_comparison(("shadow", routing, request_id, assembled, rows, categorical, numeric, scores, caller))
         return {"request_id": request_id, "model_name": self.settings.model_name, "predictions": predictions}
 
     def _score(self, routing: Routing, roles: list[str], categorical: list, numeric: np.ndarray):
@@ -301,7 +301,7 @@ class ServingService:
                 return ChallengerCall(latency, True), routing
             reference = champion.predict_vectors([categorical[i] for i in chosen], numeric[chosen])
             return ChallengerCall(latency, False, tuple(answer), tuple(map(float, reference))), routing
-        _, _, request_id, assembled, rows, categorical, numeric, scores = job
+        _, _, request_id, assembled, rows, categorical, numeric, scores, caller = job
         began = time.perf_counter()
         try:
             answer = np.asarray(routing.challenger.scorer.predict_vectors([categorical[i] for i in rows], numeric[rows]), float)
@@ -315,7 +315,7 @@ class ServingService:
         self.log_writer.submit([
             _record(request_id, str(assembled[i].freshness["daily_features_for"]), assembled[i].key,
                     assembled[i].prediction_time.isoformat(), version, "shadow", float(s), latency * 1000,
-                    assembled[i].features)  # fmt: skip
+                    assembled[i].features, caller)  # fmt: skip
             for i, s in zip(rows, answer)
         ])  # fmt: skip
         for s in answer:
