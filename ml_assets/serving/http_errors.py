@@ -20,10 +20,10 @@ def is_inference_protocol(request: Request) -> bool:
     return path == INFERENCE_PROTOCOL_PREFIX or path.startswith(INFERENCE_PROTOCOL_PREFIX + "/")
 
 
-def problem(request: Request, status: int, message: str, headers: dict | None = None, **extra) -> JSONResponse:
+def problem(request: Request, status: int, message: str, headers: dict | None = None) -> JSONResponse:
     """A one-message error in the shape the route's protocol uses."""
     key = "error" if is_inference_protocol(request) else "detail"
-    return JSONResponse({key: message, **extra}, status_code=status, headers=headers)
+    return JSONResponse({key: message}, status_code=status, headers=headers)
 
 
 def problems(request: Request, status: int, listed: list[dict]) -> JSONResponse:
