@@ -159,8 +159,8 @@ def test_quarantine_rate_reports_the_rate_its_threshold_and_the_rules_broken():
     metadata = {key: value.value for key, value in check.metadata.items()}
     assert check.passed
     assert metadata == {
-        "quarantine_rate": pytest.approx(0.03), "threshold": 0.05, "quarantined_rows": 3, "delivered_rows": 100,
-        "violations_by_rule": {"in_range": 2, "not_null": 1},
+        "quarantine_rate": pytest.approx(0.03), "threshold": 0.05, "quarantined_rows": 3, "superseded_rows": 0,
+        "delivered_rows": 100, "violations_by_rule": {"in_range": 2, "not_null": 1},
     }  # fmt: skip
 
 

@@ -17,7 +17,7 @@ from ml_assets.quality.validation import ValidationResult
 
 @dataclass(frozen=True)
 class QualityGate:
-    max_quarantine_rate: float  # share of delivered rows that break a rule (repeats excluded)
+    max_quarantine_rate: float  # share of the rows in effect that break a rule (repeats, restated rows excluded)
     max_null_rate: dict[str, float] = field(default_factory=dict)  # per column, worst day
     min_rows_per_day: int | None = None  # daily tables only
     # a short delivery: fewer rows than this share of the median of the same weekday in the
@@ -36,7 +36,7 @@ class QualityGate:
 CHECKS = {
     "schema_conforms": "The stored rows match the pandera schema exactly (types, rules, no extra columns).",
     "key_unique": "No two stored rows share the table key.",
-    "quarantine_rate": "The share of delivered rows breaking a rule stays under the threshold (a redelivered repeat of a row is quarantined but not counted).",
+    "quarantine_rate": "The share of rows in effect breaking a rule stays under the threshold (a repeat of a row, or a row a newer delivery restated, is quarantined but not counted).",
     "null_rates": "Each watched column's null rate stays under its threshold on every day.",
     "rows_per_day": "Every day has at least the minimum number of rows and, where configured, a minimum share of the same weekday's recent median (an empty or cut-short delivery fails).",
 }  # fmt: skip
@@ -105,7 +105,8 @@ def _key_unique(clean: pl.DataFrame, key: list[str]) -> dg.AssetCheckResult:
 
 
 def _quarantine_rate(result: ValidationResult, limit: float) -> dg.AssetCheckResult:
-    rate = result.invalid_rows / result.raw_rows if result.raw_rows else 0.0
+    # of the rows in effect: a redelivery restating a day neither dilutes nor doubles its rate
+    rate = result.invalid_rows / result.rows_in_effect if result.rows_in_effect else 0.0
     rules = result.rule_counts()
     return dg.AssetCheckResult(
         check_name="quarantine_rate",
@@ -114,6 +115,7 @@ def _quarantine_rate(result: ValidationResult, limit: float) -> dg.AssetCheckRes
             "quarantine_rate": rate,
             "threshold": limit,
             "quarantined_rows": result.quarantined_rows,
+            "superseded_rows": result.superseded_rows,
             "delivered_rows": result.raw_rows,
             "violations_by_rule": dg.MetadataValue.json(rules),
         },
