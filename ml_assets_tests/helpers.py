@@ -130,9 +130,23 @@ def record_run(
                     asset_key=dg.AssetKey(asset), check_name=name, passed=passed,
                     partition=day and day.isoformat(), severity=dg.AssetCheckSeverity(severity),
                     metadata={"reason": f"{name} {'passed' if passed else 'failed'} on {day}"} if metadata is None else metadata,
+                    target_materialization_data=_latest_materialization(instance, asset, day),
                 )  # fmt: skip
                 report(DagsterEventType.ASSET_CHECK_EVALUATION, evaluation)
     return run_id
+
+
+def _latest_materialization(instance, asset: str, day):
+    """What a check of `asset` on `day` run in the code location is tied to: the day's latest
+    materialization (a partitioned check counts only against the materialization it checked)."""
+    import dagster as dg
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+        AssetCheckEvaluationTargetMaterializationData,
+    )
+
+    partitions = [day.isoformat()] if day else None
+    (record, *_) = instance.fetch_materializations(dg.AssetRecordsFilter(dg.AssetKey(asset), asset_partitions=partitions), limit=1).records or [None]
+    return record and AssetCheckEvaluationTargetMaterializationData(storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp)
 
 
 def mlflow_store(path: Path) -> str:

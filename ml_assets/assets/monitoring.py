@@ -16,10 +16,11 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
-from ml_assets.assets.common import DAILY_ONE_PER_RUN, data_version, day_range
+from ml_assets.assets.common import DAILY_ONE_PER_RUN, check_results_by_day, data_version, day_range
 from ml_assets.assets.evaluation import EVALUATIONS
 from ml_assets.assets.predictions import PREDICTIONS_TABLE
 from ml_assets.automation import check_follows_upstream
+from ml_assets.dates import days_between
 from ml_assets.flights.feature_spec import FEATURES_TABLE, LABEL_LAG_DAYS
 from ml_assets.partitions import daily_partitions
 from ml_assets.resources.mlflow import MlflowTracking
@@ -87,25 +88,24 @@ def _recent_scores(storage: DeltaStorage, table: str, day: date, version: str) -
 
 
 def drift_check(
-    context: dg.AssetCheckExecutionContext,
     storage: DeltaStorage,
     mlflow: MlflowTracking,
+    day: date,
     current: pl.DataFrame,
     columns: list[str],
     severity_of,
     table: str,
-    report_name: str,
+    check_name: str,
 ) -> dg.AssetCheckResult:
     """The shared body of the drift checks: the day's `current` rows against the reference of
     the version that scored the day; results stored in `table`, Evidently's report saved."""
     from ml_assets.monitoring.drift import check_day, drift_table_markdown, write_html_report
     from ml_assets.monitoring.reference import CATEGORICAL, ensure_reference
 
-    day = date.fromisoformat(context.partition_key)
     versions = _scored_versions(storage, day)
     if not versions:
         return dg.AssetCheckResult(
-            passed=False, severity=dg.AssetCheckSeverity.WARN,
+            check_name=check_name, passed=False, severity=dg.AssetCheckSeverity.WARN,
             metadata={"reason": f"{day} has no batch predictions: materialize batch_predictions for {day} first"},
         )  # fmt: skip
     version = versions[-1]
@@ -114,10 +114,11 @@ def drift_check(
     judged, severity = check_day(reference, current, columns, recent, severity_of)
     storage.write_days(table, judged.with_columns(date=pl.lit(day), model_version=pl.lit(version)), day, day)
     report = write_html_report(
-        reference.rows, current, judged, CATEGORICAL, data_dir() / "reports" / "drift" / str(day) / f"{report_name}.html"
+        reference.rows, current, judged, CATEGORICAL, data_dir() / "reports" / "drift" / str(day) / f"{check_name}.html"
     )
     drifted = judged.filter(pl.col("drifted")).get_column("column").to_list()
     return dg.AssetCheckResult(
+        check_name=check_name,
         passed=severity is None,
         severity=dg.AssetCheckSeverity.ERROR if severity == "ERROR" else dg.AssetCheckSeverity.WARN,
         metadata={
@@ -148,11 +149,13 @@ def feature_drift(context: dg.AssetCheckExecutionContext, storage: DeltaStorage,
     from ml_assets.monitoring.drift import feature_severity
     from ml_assets.monitoring.reference import MONITORED_FEATURES
 
-    day = date.fromisoformat(context.partition_key)
-    current = storage.scan(FEATURES_TABLE, day, day).collect()
-    return drift_check(
-        context, storage, mlflow, current, MONITORED_FEATURES, feature_severity, FEATURE_DRIFT_TABLE, "feature_drift"
-    )
+    results = {}
+    for day in days_between(*day_range(context)):  # one day, or each day of a ranged run of flight_features
+        current = storage.scan(FEATURES_TABLE, day, day).collect()
+        results[day] = [drift_check(
+            storage, mlflow, day, current, MONITORED_FEATURES, feature_severity, FEATURE_DRIFT_TABLE, "feature_drift"
+        )]  # fmt: skip
+    yield from check_results_by_day(context, results)
 
 
 @dg.asset_check(
@@ -170,9 +173,11 @@ def score_drift(context: dg.AssetCheckExecutionContext, storage: DeltaStorage, m
     from ml_assets.monitoring.drift import score_severity
     from ml_assets.monitoring.reference import SCORE
 
-    day = date.fromisoformat(context.partition_key)
-    current = storage.scan(PREDICTIONS_TABLE, day, day).collect() if storage.exists(PREDICTIONS_TABLE) else pl.DataFrame()
-    return drift_check(context, storage, mlflow, current, [SCORE], score_severity, SCORE_DRIFT_TABLE, "score_drift")
+    results = {}
+    for day in days_between(*day_range(context)):
+        current = storage.scan(PREDICTIONS_TABLE, day, day).collect() if storage.exists(PREDICTIONS_TABLE) else pl.DataFrame()
+        results[day] = [drift_check(storage, mlflow, day, current, [SCORE], score_severity, SCORE_DRIFT_TABLE, "score_drift")]
+    yield from check_results_by_day(context, results)
 
 
 def _labels_complete() -> dg.TimeWindowPartitionMapping:

@@ -65,6 +65,11 @@ class ValidationResult:
     def _rows_under(self, rule: pl.Expr) -> pl.DataFrame:
         return self.quarantine.filter(rule).select(PROVENANCE).unique()
 
+    def for_day(self, day, raw_rows: int) -> "ValidationResult":
+        """The result of one day of a daily table (`raw_rows` delivered for it)."""
+        on_day = pl.col("date") == day
+        return ValidationResult(self.clean.filter(on_day), self.quarantine.filter(on_day), raw_rows)
+
     def rule_counts(self) -> dict[str, int]:
         counts = self.quarantine.group_by("rule").len().sort("len", descending=True)
         return dict(counts.iter_rows())

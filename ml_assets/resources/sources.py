@@ -24,6 +24,8 @@ from ml_assets.flights.contracts import LOCAL_DATE_COLUMNS, RAW_COLUMNS
 
 PROVENANCE_COLUMNS = ["_source_file", "_source_row", "_malformed"]
 DATA_SUFFIXES = (".csv", ".parquet")
+# how `_malformed` starts on the last row of a CSV file that ends mid-line (no final newline)
+CUT_OFF = "cut off"
 
 
 class SourceContractError(Exception):
@@ -107,6 +109,19 @@ def _natural_key(name: str) -> list:
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)]
 
 
+def cut_off_days(raw: pl.DataFrame | pl.LazyFrame) -> dict[date, str]:
+    """Days (of raw daily rows) whose newest delivery ends cut off mid-line → that file. A later
+    delivery of the day (the complete redelivery) lifts it."""
+    frame = raw.lazy().select("date", "_source_file", "_malformed")
+    cut = frame.filter(pl.col("_malformed").str.starts_with(CUT_OFF)).select("date", "_source_file").unique().collect()
+    if cut.is_empty():
+        return {}
+    deliveries = frame.filter(pl.col("date").is_in(cut.get_column("date").implode()))
+    files = deliveries.group_by("date").agg(pl.col("_source_file").unique()).collect()
+    newest = {day: str(_delivery_order(day, [Path(f) for f in names])[-1]) for day, names in files.iter_rows()}
+    return {day: file for day, file in cut.iter_rows() if newest[day] == file}
+
+
 def check_columns(file: str, columns: list[str], dataset: str) -> None:
     expected = RAW_COLUMNS[dataset]
     missing = [c for c in expected if c not in columns]
@@ -180,6 +195,9 @@ def _read_landing_csv(path: Path, dataset: str) -> pl.DataFrame:
         None if len(row) == width else f"has {len(row)} fields, the header has {width}"
         for _, row in body
     ]
+    if body and not text.endswith(("\n", "\r")):  # the upstream's writer stopped mid-line
+        reason = f"{CUT_OFF}: the file ends without a final newline, so its last line is incomplete"
+        malformed[-1] = f"{reason}; {malformed[-1]}" if malformed[-1] else reason
     cells = [(row + [None] * width)[:width] for _, row in body]
     frame = pl.DataFrame(cells, schema={c: pl.String for c in header}, orient="row")
     numbers = [number for number, _ in body]
