@@ -87,6 +87,18 @@ class LandingZone(DataSource):
                 files[str(path)] = (day, stat.st_mtime_ns, stat.st_size)
         return files
 
+    def landed_at(self, datasets: list[str]) -> dict[date, float]:
+        """Days delivered in every one of `datasets` → when the first complete delivery landed
+        (the epoch seconds the last of its datasets' first files was written)."""
+        first_by_dataset: list[dict[date, float]] = []
+        for dataset in datasets:
+            first: dict[date, float] = {}
+            for day, modified, _ in self.daily_files(dataset).values():
+                first[day] = min(first.get(day, float("inf")), modified / 1e9)
+            first_by_dataset.append(first)
+        days = set.intersection(*(set(first) for first in first_by_dataset)) if first_by_dataset else set()
+        return {day: max(first[day] for first in first_by_dataset) for day in sorted(days)}
+
     def read_table(self, dataset: str) -> pl.DataFrame:
         for suffix in DATA_SUFFIXES:
             path = Path(self.root) / f"{dataset}{suffix}"
