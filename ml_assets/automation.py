@@ -18,7 +18,7 @@ latest time window" of the daily partitions is 2013-12-31 and a cron would see n
 
 import dagster as dg
 
-from ml_assets.run_tags import AUTOMATION_RUN_TAGS
+from ml_assets.run_tags import AUTOMATION_RUN_TAGS, WEEKLY_AUTOMATION_RUN_TAGS
 
 AC = dg.AutomationCondition
 
@@ -101,11 +101,22 @@ def with_automation(spec: dg.AssetSpec) -> dg.AssetSpec:
     return spec.replace_attributes(automation_condition=condition()) if condition else spec
 
 
+# The weekly chain has a sensor of its own so its runs carry the weekly workload tag (the run queue
+# runs one at a time); the daily chain and the monitoring keep theirs.
+WEEKLY_CHAIN = dg.AssetSelection.groups("training", "evaluation")
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "automation",
-    target=dg.AssetSelection.all(include_sources=False),
+    target=dg.AssetSelection.all(include_sources=False) - WEEKLY_CHAIN,
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
     run_tags=AUTOMATION_RUN_TAGS,
-    description="Evaluates the declarative automation of the daily chain, the monitoring and the weekly models.",
+    description="Evaluates the declarative automation of the daily chain and the monitoring.",
+)
+weekly_automation_sensor = dg.AutomationConditionSensorDefinition(
+    "weekly_automation",
+    target=WEEKLY_CHAIN,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    run_tags=WEEKLY_AUTOMATION_RUN_TAGS,
+    description="Evaluates the declarative automation of the weekly models, their evaluation and the promotion gate.",
 )

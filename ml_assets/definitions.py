@@ -10,9 +10,10 @@ from ml_assets.assets.processed import processed_assets
 from ml_assets.assets.raw import raw_assets
 from ml_assets.assets.serving import serving_assets
 from ml_assets.assets.training import training_assets
-from ml_assets.automation import automation_sensor, with_automation
+from ml_assets.automation import automation_sensor, weekly_automation_sensor, with_automation
 from ml_assets.freshness import partition_freshness, with_freshness
 from ml_assets.resources import executor_for_env, resources_for_env
+from ml_assets.run_tags import WEEKLY_WORKLOAD
 from ml_assets.sensors import (
     check_failure_alerts,
     landing_zone_sensor,
@@ -31,7 +32,7 @@ defs = dg.Definitions(
     assets=[*data_assets, *model_assets, *loop_assets, *serving_assets],
     asset_checks=[*freshness_checks, *monitoring_checks],
     sensors=[
-        freshness_sensor, landing_zone_sensor, automation_sensor,
+        freshness_sensor, landing_zone_sensor, automation_sensor, weekly_automation_sensor,
         retraining_sensor, check_failure_alerts, run_failure_alerts,
     ],  # fmt: skip
     jobs=[
@@ -58,12 +59,14 @@ defs = dg.Definitions(
         dg.define_asset_job(
             "retrain_models",
             selection=dg.AssetSelection.assets(*training_assets),
+            tags=WEEKLY_WORKLOAD,
             description="A week's training set and models again (monitoring asked); evaluation and "
             "promotion follow by automation once the week's days are in.",
         ),
         dg.define_asset_job(
             "weekly_models",
             selection=dg.AssetSelection.assets(*model_assets),  # weekly: the partitions come with them
+            tags=WEEKLY_WORKLOAD,
             description="A week's training set, LightGBM and torch models, evaluation and promotion gate.",
         ),
     ],
