@@ -50,6 +50,13 @@ defs = dg.Definitions(
             description="Daily raw → processed → features for a day range, in one run.",
         ),
         dg.define_asset_job(
+            "daily_chain",
+            selection=dg.AssetSelection.assets(*daily_assets, batch_predictions)  # with their checks, drift included
+            - dg.AssetSelection.checks(*freshness_checks),
+            description="A landed day end to end in one run: raw → processed → features → batch predictions "
+            "→ drift checks (the landing-zone sensor's job).",
+        ),
+        dg.define_asset_job(
             "daily_monitoring",
             selection=dg.AssetSelection.assets("batch_predictions", "live_performance")
             | dg.AssetSelection.checks(*monitoring_checks),

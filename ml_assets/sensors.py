@@ -1,4 +1,4 @@
-"""Sensors: the landing zone triggers the data layers; monitoring results request retraining;
+"""Sensors: the landing zone triggers the day's chain; monitoring results request retraining;
 failed runs and failed checks alert.
 
 The monitoring sensors read the asset check results recorded since their cursor, so a check that
@@ -53,13 +53,14 @@ def day_digests(files_by_dataset: dict[str, Files], hashes: dict[str, str]) -> d
 
 
 @dg.sensor(
-    job_name="data_layers",
-    minimum_interval_seconds=30,
+    job_name="daily_chain",
+    minimum_interval_seconds=5,  # a tick stats the files and hashes only new or changed ones
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Watches the landing zone (ML_ASSETS_LANDING_DIR) and runs raw → processed → features "
-        "for each day once every daily dataset has been delivered; a delivery with new content "
-        "runs the day again, the same content (a copy, a touched file) never twice."
+        "Watches the landing zone (ML_ASSETS_LANDING_DIR) and runs the day's whole chain, raw → "
+        "processed → features → batch predictions → drift checks, in one run once every daily "
+        "dataset has been delivered; a delivery with new content runs the day again, the same "
+        "content (a copy, a touched file) never twice."
     ),
 )
 def landing_zone_sensor(context: dg.SensorEvaluationContext, source: DataSource):
@@ -144,7 +145,7 @@ def _reason(evaluation) -> str:
 
 
 @dg.sensor(
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=10,  # a few indexed queries a tick
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Alerts (ML_ASSETS_ALERT_WEBHOOK, or the log) when an asset check starts failing: drift, "
     "performance degradation, quality gates, freshness. Once per check and partition until it passes again.",
@@ -178,6 +179,7 @@ def check_failure_alerts(context: dg.SensorEvaluationContext, notifier: Notifier
 
 @dg.run_failure_sensor(
     name="run_failure_alerts",
+    minimum_interval_seconds=10,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Alerts (ML_ASSETS_ALERT_WEBHOOK, or the log) with the run, job, failed steps, partition and error.",
 )
