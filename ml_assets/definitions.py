@@ -1,5 +1,7 @@
 """The `ml_assets` code location: every layer's assets, checks and resources in one place."""
 
+import warnings
+
 import dagster as dg
 
 from ml_assets.assets.evaluation import evaluation_assets
@@ -19,7 +21,12 @@ from ml_assets.sensors import (
     landing_zone_sensor,
     retraining_sensor,
     run_failure_alerts,
+    step_failure_alert,
 )
+
+# `daily_chain` mixes the data layers' single-run backfill policy with the monitoring assets'
+# one-day-per-run: Dagster warns and takes one day per run, which is what the chain is for.
+warnings.filterwarnings("ignore", message="Asset job daily_chain materializes assets with varying BackfillPolicies")
 
 data_assets = [*raw_assets, *processed_assets, flight_features]
 daily_assets = [a for a in data_assets if a.partitions_def is not None]
@@ -51,6 +58,7 @@ defs = dg.Definitions(
         ),
         dg.define_asset_job(
             "daily_chain",
+            hooks={step_failure_alert},  # a failed step alerts at once
             selection=dg.AssetSelection.assets(*daily_assets, batch_predictions)  # with their checks, drift included
             - dg.AssetSelection.checks(*freshness_checks),
             description="A landed day end to end in one run: raw → processed → features → batch predictions "

@@ -139,19 +139,20 @@ def _root_cause(error) -> str:
 
 
 def _reason(evaluation) -> str:
-    """What a failed check says about itself (the first of its explaining metadata entries)."""
-    metadata = {key: value.value for key, value in evaluation.metadata.items()}
-    return next((str(metadata[k]) for k in ("reason", "drifted_columns", "short_days", "breaches") if metadata.get(k)), "")
+    from ml_assets.monitoring.alerts import check_reason
+
+    return check_reason(evaluation.metadata)
 
 
 @dg.sensor(
     minimum_interval_seconds=10,  # a few indexed queries a tick
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Alerts (ML_ASSETS_ALERT_WEBHOOK, or the log) when an asset check starts failing: drift, "
-    "performance degradation, quality gates, freshness. Once per check and partition until it passes again.",
+    "performance degradation, quality gates, freshness. Once per check and partition until it passes again; "
+    "a failure the check alerted on itself (the drift checks do) is not sent again.",
 )
 def check_failure_alerts(context: dg.SensorEvaluationContext, notifier: Notifier):
-    from ml_assets.monitoring.alerts import Alert
+    from ml_assets.monitoring.alerts import ALERT_SENT, check_failure_alert
 
     cursor = json.loads(context.cursor) if context.cursor else None
     seen = (cursor or {}).get("seen", {})
@@ -167,36 +168,65 @@ def check_failure_alerts(context: dg.SensorEvaluationContext, notifier: Notifier
             failing.discard(state)
         elif state not in failing:
             failing.add(state)
-            sent += notifier.send(Alert(
-                "check_failure", f"check {where['check']} failed on {where['asset']}", run_id=record.run_id,
-                severity=evaluation.severity.value, error=_reason(evaluation)[:1000], **where,
-            ))  # fmt: skip
+            sent_by_check = ALERT_SENT in evaluation.metadata and evaluation.metadata[ALERT_SENT].value
+            if not sent_by_check:  # the safety net: a check that alerted itself is not repeated
+                sent += notifier.send(check_failure_alert(
+                    where["asset"], where["check"], where["partition"], evaluation.severity.value, evaluation.metadata, record.run_id
+                ))  # fmt: skip
     return dg.SensorResult(
         skip_reason=None if sent else "no check started failing",
         cursor=json.dumps({"seen": seen, "failing": sorted(failing)}),
     )
 
 
+# The steps whose failure the step itself alerted on (`step_failure_alert`), on the run.
+ALERTED_STEPS_TAG = "ml_assets/alerted_steps"
+
+
+@dg.failure_hook(required_resource_keys={"notifier"})
+def step_failure_alert(context: dg.HookContext) -> None:
+    """Alert from the failed step itself (a blocking quality gate, a refused input, an error), at
+    once, and note it on the run so `run_failure_alerts` does not send it again."""
+    from ml_assets.monitoring.alerts import Alert
+
+    run = context.instance.get_run_by_id(context.run_id)
+    tags = run.tags if run else {}
+    error = str(context.op_exception).strip() if context.op_exception else "the step failed"
+    context.resources.notifier.send(Alert(
+        "run_failure", f"step {context.step_key} of {context.job_name} failed", run_id=context.run_id,
+        job=context.job_name, step=context.step_key, partition=_partition(tags), severity="ERROR", error=error[:1500],
+    ))  # fmt: skip
+    alerted = {s for s in tags.get(ALERTED_STEPS_TAG, "").split(",") if s} | {context.step_key}
+    context.instance.add_run_tags(context.run_id, {ALERTED_STEPS_TAG: ",".join(sorted(alerted))})
+
+
+def _partition(tags) -> str | None:
+    return tags.get("dagster/partition") or (
+        f"{tags['dagster/asset_partition_range_start']}..{tags['dagster/asset_partition_range_end']}"
+        if "dagster/asset_partition_range_start" in tags else None
+    )  # fmt: skip
+
+
 @dg.run_failure_sensor(
     name="run_failure_alerts",
     minimum_interval_seconds=10,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Alerts (ML_ASSETS_ALERT_WEBHOOK, or the log) with the run, job, failed steps, partition and error.",
+    description="Alerts (ML_ASSETS_ALERT_WEBHOOK, or the log) with the run, job, failed steps, partition and error; "
+    "the safety net for steps that did not alert themselves (the daily chain's do).",
 )
 def run_failure_alerts(context: dg.RunFailureSensorContext, notifier: Notifier):
     from ml_assets.monitoring.alerts import Alert
 
     run = context.dagster_run
     steps = context.get_step_failure_events()
+    alerted = set(run.tags.get(ALERTED_STEPS_TAG, "").split(","))
+    if steps and {e.step_key for e in steps} <= alerted:
+        return  # every failed step alerted on itself already
     # Dagster gives a failed run the error of its first failed step, or of what stopped it before
     # any step (a resource that did not start); a run the run monitoring failed has a message only
     run_error = getattr(context.failure_event.event_specific_data, "error", None)
     error = _root_cause(run_error) if run_error else context.failure_event.message
-    tags = run.tags
-    partition = tags.get("dagster/partition") or (
-        f"{tags['dagster/asset_partition_range_start']}..{tags['dagster/asset_partition_range_end']}"
-        if "dagster/asset_partition_range_start" in tags else None
-    )  # fmt: skip
+    partition = _partition(run.tags)
     notifier.send(Alert(
         "run_failure", f"run of {run.job_name} failed", run_id=run.run_id, job=run.job_name,
         step=", ".join(e.step_key for e in steps) or None, partition=partition, severity="ERROR",

@@ -1,6 +1,7 @@
 """Small builders shared by the tests: embedded slices, landing zones, runs, MLflow stores."""
 
 import atexit
+import contextlib
 import functools
 import hashlib
 import shutil
@@ -17,6 +18,33 @@ from ml_assets.resources.storage import DeltaStorage
 from ml_assets.runs import run_data_layers
 
 
+
+
+@contextlib.contextmanager
+def webhook_receiver():
+    """A webhook on 127.0.0.1 that records the JSON bodies posted to it: (its URL, the bodies)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/hook", received
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def embedded_rows(dataset: str, day: date | None = None) -> pl.DataFrame:

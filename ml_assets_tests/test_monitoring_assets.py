@@ -16,7 +16,9 @@ from ml_assets.models.registry import CHAMPION
 from ml_assets.monitoring.reference import MONITORED_FEATURES
 from ml_assets.resources.online_store import OnlineStoreResource
 from ml_assets.resources.sources import EmbeddedNycflights13
+from ml_assets.resources.notifier import Notifier
 from ml_assets.runs import range_tags
+from ml_assets_tests.helpers import webhook_receiver
 from ml_assets_tests.training_runs import WEEK, local_tracking, run_week, synthetic_lake
 
 STABLE_DAYS = [date(2013, 4, 15) + timedelta(days=n) for n in range(5)]  # the week after the window
@@ -47,10 +49,11 @@ def materialized(result) -> dict[str, dict]:
 
 
 class Loop:
-    def __init__(self, folder):
+    def __init__(self, folder, webhook_url: str):
         self.storage, self.mlflow = synthetic_lake(folder), local_tracking(folder)
         self.resources = {
             "storage": self.storage, "mlflow": self.mlflow, "source": EmbeddedNycflights13(),
+            "notifier": Notifier(webhook_url=webhook_url),
             "online_store": OnlineStoreResource(url=None),  # required by the graph's serving assets, unused here
         }  # fmt: skip
         features = self.storage.scan(FEATURES_TABLE).collect()
@@ -85,9 +88,11 @@ class Loop:
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory) -> Loop:
     folder = tmp_path_factory.mktemp("loop")
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch, webhook_receiver() as (url, received):
         patch.setenv("ML_ASSETS_DATA_DIR", str(folder))  # the drift reports
-        yield Loop(folder)
+        loop = Loop(folder, url)
+        loop.alerts = received
+        yield loop
 
 
 def test_without_a_champion_batch_predictions_skip_with_the_reason(loop):
@@ -182,3 +187,12 @@ def test_a_ranged_run_checks_each_day_on_its_own_partition(loop):
     # tied to the day's own predictions (the synthetic lake's features were never materialized in Dagster)
     targets = {d: by_day[("score_drift", str(d))].target_materialization_data.run_id for d in days}
     assert targets == {d: loop.days[d].run_id for d in days}
+
+
+def test_a_drift_failure_alerts_from_the_check_once_and_marks_the_result(loop):
+    drift = [a for a in loop.alerts if a["check"] == "feature_drift"]
+    assert [(a["partition"], a["severity"], a["run_id"]) for a in drift] == [(str(SHIFTED_DAY), "ERROR", loop.days[SHIFTED_DAY].run_id)]
+    assert "wx_visib" in drift[0]["error"]
+    assert checks(loop.days[SHIFTED_DAY])["feature_drift"].metadata["alert_sent"].value is True
+    ranged = {(e.check_name, e.partition): e for e in loop.ranged.get_asset_check_evaluations()}
+    assert "alert_sent" not in ranged[("feature_drift", str(SHIFTED_DAY))].metadata  # failing still: no second alert

@@ -10,6 +10,7 @@ import pytest
 
 from ml_assets.definitions import defs
 from ml_assets.replay import day_files
+from ml_assets.resources.notifier import Notifier
 from ml_assets.resources.online_store import OnlineStoreResource
 from ml_assets.resources.sources import LandingZone
 from ml_assets.resources.storage import DeltaStorage
@@ -60,6 +61,7 @@ def replayed(tmp_path_factory):
     resources = {
         "storage": storage, "source": LandingZone(root=str(landing)), "mlflow": local_tracking(folder),
         "online_store": OnlineStoreResource(url=None),  # the serving assets' (no automation runs them here)
+        "notifier": Notifier(),  # the drift checks alert through it (to the log)
     }  # fmt: skip
     ran_by_day, chain_by_day = {}, {}
     with pytest.MonkeyPatch.context() as patch, dg.instance_for_test() as instance:

@@ -24,6 +24,7 @@ from ml_assets.dates import days_between
 from ml_assets.flights.feature_spec import FEATURES_TABLE, LABEL_LAG_DAYS
 from ml_assets.partitions import daily_partitions
 from ml_assets.resources.mlflow import MlflowTracking
+from ml_assets.resources.notifier import Notifier
 from ml_assets.resources.storage import DeltaStorage
 from ml_assets.settings import OWNER, data_dir
 
@@ -87,6 +88,34 @@ def _recent_scores(storage: DeltaStorage, table: str, day: date, version: str) -
     return recent.select("date", "column", "value").collect()
 
 
+def alert_new_failures(
+    context: dg.AssetCheckExecutionContext, notifier: Notifier, asset: str, results: dict[date, list[dg.AssetCheckResult]]
+) -> dict[date, list[dg.AssetCheckResult]]:
+    """Alert from the check itself, at once, on each day that starts failing (its previous result
+    passed, or it had none), and mark the result so the alert sensor does not send it again."""
+    from dagster._core.event_api import PartitionKeyFilter
+
+    from ml_assets.monitoring.alerts import ALERT_SENT, check_failure_alert
+
+    def failed_before(result: dg.AssetCheckResult, day: date) -> bool:
+        key = dg.AssetCheckKey(dg.AssetKey(asset), result.check_name)
+        history = context.instance.event_log_storage.get_asset_check_execution_history(
+            key, limit=5, partition_filter=PartitionKeyFilter(key=day.isoformat())
+        )
+        earlier = [r for r in history if r.run_id != context.run.run_id and r.evaluation is not None]
+        return bool(earlier) and not earlier[0].evaluation.passed
+
+    marked = {}
+    for day, day_results in results.items():
+        marked[day] = []
+        for result in day_results:
+            if not result.passed and not failed_before(result, day):
+                alert = check_failure_alert(asset, result.check_name, str(day), result.severity.value, result.metadata, context.run.run_id)
+                result = result.with_metadata({**result.metadata, ALERT_SENT: notifier.send(alert)})
+            marked[day].append(result)
+    return marked
+
+
 def drift_check(
     storage: DeltaStorage,
     mlflow: MlflowTracking,
@@ -145,7 +174,7 @@ def drift_check(
         "ERROR on several. Never blocks the predictions."
     ),
 )
-def feature_drift(context: dg.AssetCheckExecutionContext, storage: DeltaStorage, mlflow: MlflowTracking):
+def feature_drift(context: dg.AssetCheckExecutionContext, storage: DeltaStorage, mlflow: MlflowTracking, notifier: Notifier):
     from ml_assets.monitoring.drift import feature_severity
     from ml_assets.monitoring.reference import MONITORED_FEATURES
 
@@ -155,7 +184,7 @@ def feature_drift(context: dg.AssetCheckExecutionContext, storage: DeltaStorage,
         results[day] = [drift_check(
             storage, mlflow, day, current, MONITORED_FEATURES, feature_severity, FEATURE_DRIFT_TABLE, "feature_drift"
         )]  # fmt: skip
-    yield from check_results_by_day(context, results)
+    yield from check_results_by_day(context, alert_new_failures(context, notifier, "flight_features", results))
 
 
 @dg.asset_check(
@@ -169,7 +198,7 @@ def feature_drift(context: dg.AssetCheckExecutionContext, storage: DeltaStorage,
         "(Evidently: Wasserstein, KS and PSI), calibrated for seasonality; ERROR when it drifts."
     ),
 )
-def score_drift(context: dg.AssetCheckExecutionContext, storage: DeltaStorage, mlflow: MlflowTracking):
+def score_drift(context: dg.AssetCheckExecutionContext, storage: DeltaStorage, mlflow: MlflowTracking, notifier: Notifier):
     from ml_assets.monitoring.drift import score_severity
     from ml_assets.monitoring.reference import SCORE
 
@@ -177,7 +206,7 @@ def score_drift(context: dg.AssetCheckExecutionContext, storage: DeltaStorage, m
     for day in days_between(*day_range(context)):
         current = storage.scan(PREDICTIONS_TABLE, day, day).collect() if storage.exists(PREDICTIONS_TABLE) else pl.DataFrame()
         results[day] = [drift_check(storage, mlflow, day, current, [SCORE], score_severity, SCORE_DRIFT_TABLE, "score_drift")]
-    yield from check_results_by_day(context, results)
+    yield from check_results_by_day(context, alert_new_failures(context, notifier, "batch_predictions", results))
 
 
 def _labels_complete() -> dg.TimeWindowPartitionMapping:
