@@ -1,13 +1,13 @@
 """Freshness expectations, applied centrally to every asset in `definitions.py`.
 
 Asset-level policies judge the latest materialization of any partition against the wall clock.
-The per-partition SLA (yesterday's partition of each daily data asset exists by 09:00 local time)
-is a freshness check judged on the **feed's clock**: the wall clock for a live feed
-(`ML_ASSETS_FEED_CLOCK=wall`, the default), or, for a feed whose data time is not wall time (a
-replay of 2013: `ML_ASSETS_FEED_CLOCK=landing`), the time the landing zone's deliveries say it
-is: the newest complete day ended when it landed, and feed time runs on from there at the pace of
-the recent deliveries (the median gap between them is one day). An on-time replay is always fresh;
-when the feed stops, its clock still advances, so the next day is overdue within one interval.
+The per-partition SLA is a freshness check of each daily data asset judged on the **feed's
+clock**: for a live feed (`ML_ASSETS_FEED_CLOCK=wall`, the default) yesterday's partition must
+exist by 09:00 local time; for a feed whose data time is not wall time (a replay of 2013:
+`ML_ASSETS_FEED_CLOCK=landing`) the landing zone's deliveries set the clock: the newest landed day
+must be processed within three quarters of the feed's interval (the median gap between its recent
+deliveries), and each further interval without a delivery makes the next day overdue. An on-time
+replay that keeps up is fresh; a stalled one is late within an interval of the missed delivery.
 The `freshness` sensor evaluates the checks every tick and records a result when one changes.
 """
 
@@ -26,6 +26,7 @@ DEADLINE_HOUR = 9  # yesterday's partition must exist by 09:00 local
 FRESHNESS_CHECK = "freshness_check"
 FEED_CLOCKS = ("wall", "landing")
 PACE_DAYS = 7  # the gaps between the newest deliveries that set a replay's pace
+PROCESSING_SHARE = 0.75  # of a replay's interval: the time a landed day has to be processed
 
 POLICY_BY_GROUP = {
     "raw": dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=30), warn_window=timedelta(hours=26)),
@@ -56,45 +57,48 @@ def feed_clock_kind() -> str:
 
 
 @dataclass(frozen=True)
-class FeedTime:
-    now: datetime | None  # None: nothing has landed yet, nothing is expected
-    basis: str  # how `now` was read, for the check's metadata
-
-
-def landing_feed_time(landed_at: dict[date, float], wall_now: float) -> FeedTime:
-    """The feed's time from its deliveries (day → when it landed, epoch seconds)."""
-    if not landed_at:
-        return FeedTime(None, "nothing has landed yet")
-    newest = max(landed_at)
-    day_ended = datetime(newest.year, newest.month, newest.day, tzinfo=ZoneInfo(TIMEZONE)) + timedelta(days=1)
-    recent = sorted(landed_at)[-(PACE_DAYS + 1):]
-    gaps = [landed_at[b] - landed_at[a] for a, b in zip(recent, recent[1:]) if (b - a).days == 1 and landed_at[b] > landed_at[a]]
-    if not gaps:  # one delivery, no pace yet: the feed is at the end of its newest day
-        return FeedTime(day_ended, f"{newest} landed; no pace yet")
-    pace = statistics.median(gaps)  # wall seconds per feed day
-    waited = max(0.0, wall_now - landed_at[newest])
-    return FeedTime(
-        day_ended + timedelta(days=waited / pace),
-        f"{newest} landed {waited:.0f} s ago; the feed delivers a day every {pace:.0f} s",
-    )
+class Expected:
+    day: date | None  # the newest partition that must exist; None: nothing is expected yet
+    basis: str  # how the feed's clock was read, for the check's metadata
 
 
 def expected_day(now: datetime) -> date:
-    """The newest partition that must exist at `now`: yesterday's once the deadline has passed."""
+    """On the wall clock: yesterday's partition once the deadline has passed, else the day before."""
     local = now.astimezone(ZoneInfo(TIMEZONE))
     return local.date() - timedelta(days=1 if local.hour >= DEADLINE_HOUR else 2)
 
 
-def current_feed_time(source) -> FeedTime:
-    """The feed's time now, by `ML_ASSETS_FEED_CLOCK` (`source` is the `source` resource)."""
+def landing_expected(landed_at: dict[date, float], wall_now: float) -> Expected:
+    """On a replayed feed's clock (day → when it landed, epoch seconds): its pace is the median gap
+    between the newest deliveries. The newest day must be processed within PROCESSING_SHARE of an
+    interval after it landed; each further interval without a delivery makes one more day overdue."""
+    if not landed_at:
+        return Expected(None, "nothing has landed yet")
+    newest = max(landed_at)
+    recent = sorted(landed_at)[-(PACE_DAYS + 1):]
+    gaps = [landed_at[b] - landed_at[a] for a, b in zip(recent, recent[1:]) if (b - a).days == 1 and landed_at[b] > landed_at[a]]
+    waited = max(0.0, wall_now - landed_at[newest])
+    if not gaps:  # a single delivery: no pace to judge lateness by yet
+        return Expected(newest - timedelta(days=1), f"{newest} landed {waited:.0f} s ago; no pace yet")
+    pace = statistics.median(gaps)
+    basis = f"{newest} landed {waited:.0f} s ago; the feed delivers a day every {pace:.0f} s"
+    grace = PROCESSING_SHARE * pace
+    if waited < grace:
+        return Expected(newest - timedelta(days=1), basis)
+    return Expected(newest + timedelta(days=int((waited - grace) // pace)), basis)
+
+
+def current_expected(source) -> Expected:
+    """The newest partition expected now, by `ML_ASSETS_FEED_CLOCK` (`source`: the `source` resource)."""
     from ml_assets.flights.contracts import DAILY_DATASETS
     from ml_assets.resources.sources import LandingZone
 
     if feed_clock_kind() == "wall":
-        return FeedTime(datetime.now(ZoneInfo(TIMEZONE)), "the wall clock")
+        now = datetime.now(ZoneInfo(TIMEZONE))
+        return Expected(expected_day(now), f"the wall clock, {now:%Y-%m-%d %H:%M} {TIMEZONE}")
     if not isinstance(source, LandingZone):
         raise ValueError("ML_ASSETS_FEED_CLOCK=landing reads the landing zone's deliveries: set ML_ASSETS_LANDING_DIR")
-    return landing_feed_time(source.landed_at(DAILY_DATASETS), time.time())
+    return landing_expected(source.landed_at(DAILY_DATASETS), time.time())
 
 
 @dataclass(frozen=True)
@@ -104,19 +108,12 @@ class Freshness:
     metadata: dict[str, str]
 
 
-def freshness_of(instance: dg.DagsterInstance, asset_keys, feed_time: FeedTime, last_partition: date | None) -> list[Freshness]:
-    """Each daily asset: is the partition expected at the feed's time (at most the partitions'
+def freshness_of(instance: dg.DagsterInstance, asset_keys, expected: Expected, last_partition: date | None) -> list[Freshness]:
+    """Each daily asset: is the partition expected on the feed's clock (at most the partitions'
     last) materialized?"""
-    expected = expected_day(feed_time.now) if feed_time.now else None
-    if expected and last_partition:
-        expected = min(expected, last_partition)
-    metadata = {
-        "expected_partition": str(expected) if expected else "none",
-        "feed_clock": feed_clock_kind(),
-        "feed_time": feed_time.now.isoformat(timespec="seconds") if feed_time.now else "none",
-        "basis": feed_time.basis,
-    }
-    return [Freshness(key, expected is None or _materialized(instance, key, expected), metadata) for key in asset_keys]
+    day = min(expected.day, last_partition) if expected.day and last_partition else expected.day
+    metadata = {"expected_partition": str(day) if day else "none", "feed_clock": feed_clock_kind(), "basis": expected.basis}
+    return [Freshness(key, day is None or _materialized(instance, key, day), metadata) for key in asset_keys]
 
 
 def _materialized(instance: dg.DagsterInstance, key: dg.AssetKey, day: date) -> bool:
@@ -149,7 +146,7 @@ def partition_freshness(daily_assets: list[dg.AssetsDefinition]) -> tuple[list, 
     )
     def freshness_checks(context: dg.AssetCheckExecutionContext, source: DataSource):
         selected = [key for key in keys if dg.AssetCheckKey(key, FRESHNESS_CHECK) in context.selected_asset_check_keys]
-        for found in freshness_of(context.instance, selected, current_feed_time(source), _last_partition(partitions_def)):
+        for found in freshness_of(context.instance, selected, current_expected(source), _last_partition(partitions_def)):
             yield dg.AssetCheckResult(
                 asset_key=found.asset_key, check_name=FRESHNESS_CHECK, passed=found.passed,
                 severity=dg.AssetCheckSeverity.WARN, metadata=found.metadata,
@@ -166,7 +163,7 @@ def partition_freshness(daily_assets: list[dg.AssetsDefinition]) -> tuple[list, 
         import json
 
         previous = json.loads(context.cursor) if context.cursor else {}
-        found = freshness_of(context.instance, keys, current_feed_time(source), _last_partition(partitions_def))
+        found = freshness_of(context.instance, keys, current_expected(source), _last_partition(partitions_def))
         state = {f.asset_key.to_user_string(): [f.passed, f.metadata["expected_partition"]] for f in found}
         changed = [f for f in found if previous.get(f.asset_key.to_user_string()) != state[f.asset_key.to_user_string()]]
         events = [

@@ -18,6 +18,8 @@ from ml_assets.resources.sources import DataSource, LandingZone
 from ml_assets.run_tags import LANDING_ZONE_RUN_TAGS, trigger_tags
 
 Files = dict[str, tuple[date, int, int]]  # path → (day, modification time in ns, size)
+# The steps whose failure the step itself alerted on (`step_failure_alert`), on the run.
+ALERTED_STEPS_TAG = "ml_assets/alerted_steps"
 
 
 def file_sha256(path: str) -> str:
@@ -52,6 +54,14 @@ def day_digests(files_by_dataset: dict[str, Files], hashes: dict[str, str]) -> d
     }
 
 
+def chain_selection(job: dg.JobDefinition) -> tuple[list[dg.AssetKey], list[dg.AssetCheckKey]]:
+    """The assets and checks a job runs, named: a run of a job by name records no selection, and
+    automation then cannot tell that it executed a check with its inputs (it would run it again)."""
+    assets = job.asset_layer.selected_asset_keys
+    checks = [k for k in job.asset_layer.asset_graph.asset_check_keys if k.asset_key in assets]
+    return sorted(assets), sorted(checks)
+
+
 @dg.sensor(
     job_name="daily_chain",
     minimum_interval_seconds=5,  # a tick stats the files and hashes only new or changed ones
@@ -77,11 +87,16 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, source: DataSource)
         for day, digest in day_digests(files, hashes).items()
         if day.isoformat() in partitions and requested.get(day.isoformat()) != digest
     }
+    assets, checks = chain_selection(context.repository_def.get_job(landing_zone_sensor.job_name))
     requests = [
-        # the run key also keeps Dagster from launching the same content twice
-        dg.RunRequest(partition_key=day, run_key=f"{day}@{digest[:16]}", tags=LANDING_ZONE_RUN_TAGS)
+        # the run key also keeps Dagster from launching the same content twice; the explicit
+        # selection lets automation see that this run executed the day's checks too
+        dg.RunRequest(
+            partition_key=day, run_key=f"{day}@{digest[:16]}", tags=LANDING_ZONE_RUN_TAGS,
+            asset_selection=assets, asset_check_keys=checks,
+        )
         for day, digest in new.items()
-    ]
+    ]  # fmt: skip
     seen = {path: [modified, size, hashes[path]] for path, (_, modified, size) in every_file.items()}
     return dg.SensorResult(run_requests=requests, cursor=json.dumps({"files": seen, "days": requested | new}))
 
@@ -144,6 +159,13 @@ def _reason(evaluation) -> str:
     return check_reason(evaluation.metadata)
 
 
+def _step_alerted(instance: dg.DagsterInstance, record) -> bool:
+    """Whether the step that evaluated the check (its asset's) alerted on its own failure already
+    (a failed blocking gate fails its step, whose hook alerts)."""
+    run = instance.get_run_by_id(record.run_id) if record.run_id else None
+    return bool(run) and record.key.asset_key.to_user_string() in run.tags.get(ALERTED_STEPS_TAG, "").split(",")
+
+
 @dg.sensor(
     minimum_interval_seconds=10,  # a few indexed queries a tick
     default_status=dg.DefaultSensorStatus.RUNNING,
@@ -169,7 +191,7 @@ def check_failure_alerts(context: dg.SensorEvaluationContext, notifier: Notifier
         elif state not in failing:
             failing.add(state)
             sent_by_check = ALERT_SENT in evaluation.metadata and evaluation.metadata[ALERT_SENT].value
-            if not sent_by_check:  # the safety net: a check that alerted itself is not repeated
+            if not sent_by_check and not _step_alerted(context.instance, record):  # the safety net
                 sent += notifier.send(check_failure_alert(
                     where["asset"], where["check"], where["partition"], evaluation.severity.value, evaluation.metadata, record.run_id
                 ))  # fmt: skip
@@ -177,10 +199,6 @@ def check_failure_alerts(context: dg.SensorEvaluationContext, notifier: Notifier
         skip_reason=None if sent else "no check started failing",
         cursor=json.dumps({"seen": seen, "failing": sorted(failing)}),
     )
-
-
-# The steps whose failure the step itself alerted on (`step_failure_alert`), on the run.
-ALERTED_STEPS_TAG = "ml_assets/alerted_steps"
 
 
 @dg.failure_hook(required_resource_keys={"notifier"})

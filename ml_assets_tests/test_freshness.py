@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 
 from ml_assets.definitions import daily_assets, defs
-from ml_assets.freshness import FRESHNESS_CHECK, expected_day, landing_feed_time
+from ml_assets.freshness import FRESHNESS_CHECK, expected_day, landing_expected
 from ml_assets.resources.sources import LandingZone
 from ml_assets_tests.helpers import record_run, write_landing_zone
 
@@ -27,26 +27,32 @@ def landed(newest_ago: float) -> dict[date, float]:
     return {day: now - newest_ago - PACE * (len(DAYS) - 1 - n) for n, day in enumerate(DAYS)}
 
 
-def test_a_replayed_feed_runs_on_from_its_newest_day_at_the_pace_of_its_deliveries():
-    feed = landing_feed_time(landed(newest_ago=30), time.time())
-    day_ended = datetime(2013, 10, 5, tzinfo=NEW_YORK)
-    assert abs((feed.now - day_ended).total_seconds() - 30 / PACE * 86400) < 60  # a quarter day on
-    assert "delivers a day every 120 s" in feed.basis
-    assert expected_day(feed.now) == date(2013, 10, 3)  # 06:00: the deadline of 10-04 is at 09:00
-    assert expected_day(landing_feed_time(landed(newest_ago=60), time.time()).now) == date(2013, 10, 4)
+def expected(newest_ago: float) -> date:
+    return landing_expected(landed(newest_ago), time.time()).day
 
 
-def test_an_on_time_feed_is_never_late_and_a_stalled_one_is_late_within_an_interval():
-    for ago in (0, 50, 119):  # until the next day is due, the newest day is all that is expected
-        assert expected_day(landing_feed_time(landed(ago), time.time()).now) <= DAYS[-1]
-    stalled = landing_feed_time(landed(newest_ago=PACE * 1.4), time.time())  # the next day is 0.4 interval overdue
-    assert expected_day(stalled.now) == DAYS[-1] + timedelta(days=1)
+def test_a_replayed_feed_expects_its_newest_day_processed_within_three_quarters_of_its_interval():
+    assert expected(newest_ago=0) == expected(newest_ago=PACE * 0.74) == DAYS[-2]  # still being processed
+    assert expected(newest_ago=PACE * 0.76) == DAYS[-1]
+    assert "the feed delivers a day every 120 s" in landing_expected(landed(10), time.time()).basis
 
 
-def test_the_feed_time_before_a_pace_and_before_any_delivery():
-    one = {DAYS[0]: time.time() - 10_000}
-    assert landing_feed_time(one, time.time()).now == datetime(2013, 10, 2, tzinfo=NEW_YORK)  # no pace: not stalled
-    assert landing_feed_time({}, time.time()).now is None
+def test_an_on_time_feed_never_expects_an_undelivered_day_and_a_stalled_one_does_within_an_interval():
+    for ago in (0, 50, 119):  # until the next day is due, only delivered days are expected
+        assert expected(ago) <= DAYS[-1]
+    due = PACE  # the next delivery was due one interval after the newest
+    assert expected(newest_ago=due + PACE * 0.76) == DAYS[-1] + timedelta(days=1)  # late, within an interval
+    assert expected(newest_ago=due + PACE * 1.76) == DAYS[-1] + timedelta(days=2)
+
+
+def test_before_a_pace_and_before_any_delivery_nothing_undelivered_is_expected():
+    assert landing_expected({DAYS[0]: time.time() - 10_000}, time.time()).day == DAYS[0] - timedelta(days=1)
+    assert landing_expected({}, time.time()).day is None
+
+
+def test_the_wall_clock_expects_yesterday_after_nine_in_new_york():
+    assert expected_day(datetime(2013, 10, 5, 8, 59, tzinfo=NEW_YORK)) == date(2013, 10, 3)
+    assert expected_day(datetime(2013, 10, 5, 9, 0, tzinfo=NEW_YORK)) == date(2013, 10, 4)
 
 
 def sensor_results(instance, landing: LandingZone, cursor=None) -> tuple[dict[str, bool], str]:
@@ -78,7 +84,7 @@ def test_an_on_time_replay_is_fresh_and_a_stalled_one_fails_every_daily_asset(re
     again, cursor = sensor_results(instance, deliver(newest_ago=110), cursor)
     assert again == {}  # nothing changed: nothing recorded again
 
-    stalled, _ = sensor_results(instance, deliver(newest_ago=PACE * 1.4), cursor)
+    stalled, _ = sensor_results(instance, deliver(newest_ago=PACE * 1.8), cursor)  # the next day is 0.8 interval overdue
     assert stalled == {a.key.to_user_string(): False for a in daily_assets}
     assert json.loads(_)["raw_flights"] == [False, str(DAYS[-1] + timedelta(days=1))]
 

@@ -110,17 +110,22 @@ def test_a_check_alerts_once_when_it_starts_failing_and_again_after_it_recovered
 def test_a_failed_step_of_the_daily_chain_alerts_at_once_and_the_sensor_does_not_repeat_it(instance, webhook):
     url, received = webhook
 
-    @dg.asset(hooks={step_failure_alert})
-    def weather():
-        raise dg.Failure("weather 2013-10-04: 41 % of the rows break in_range(0, 10)")
+    gate = dg.AssetCheckSpec("quarantine_rate", asset="weather", blocking=True)
 
+    @dg.asset(hooks={step_failure_alert}, check_specs=[gate])
+    def weather():
+        return dg.MaterializeResult(check_results=[dg.AssetCheckResult(passed=False, metadata={"reason": "41 % of the rows break in_range(0, 10)"})])
+
+    checks = Sensor(check_failure_alerts, instance, url)
+    checks.tick()
     result = dg.materialize([weather], instance=instance, resources={"notifier": Notifier(webhook_url=url)}, raise_on_error=False)
     (alert,) = received  # sent by the step, before the run had even finished
     assert (alert["kind"], alert["step"], alert["run_id"]) == ("run_failure", "weather", result.run_id)
-    assert "41 % of the rows break in_range(0, 10)" in alert["error"]
+    assert "blocking asset check failed" in alert["error"] and "quarantine_rate" in alert["error"]
 
     alert_run_failure(instance, url, result.dagster_run)
-    assert len(received) == 1  # the safety net sees the step alerted
+    checks.tick()
+    assert len(received) == 1  # the safety nets see the step alerted: no second alert of the run nor the gate
 
 
 def test_a_check_that_alerted_itself_is_not_alerted_again_by_the_sensor(instance, webhook):

@@ -70,12 +70,12 @@ def replayed(tmp_path_factory):
         weekly = {"partition_key": WEEK, "resources": resources, "run_config": {"ops": WEEKLY_CONFIG}}
         assert all(r.success for r in run_in_order(instance, [("weekly_models", weekly)]))
         # the history's files were run above: the sensor and the automation start from here
-        sensor_cursor = landing_zone_sensor(dg.build_sensor_context(instance=instance, resources=resources)).cursor
+        sensor_cursor = landing_zone_sensor(dg.build_sensor_context(instance=instance, resources=resources, definitions=defs)).cursor
         _, automation_cursor = run_automation(instance, resources, None, WEEKLY_CONFIG)
         for day in REPLAYED:
             for dataset, frame in day_files(day, []).items():
                 frame.write_csv(landing / dataset / f"{day}.csv")
-            context = dg.build_sensor_context(instance=instance, cursor=sensor_cursor, resources=resources)
+            context = dg.build_sensor_context(instance=instance, cursor=sensor_cursor, resources=resources, definitions=defs)
             sensed = landing_zone_sensor(context)
             sensor_cursor = sensed.cursor
             assert [r.partition_key for r in sensed.run_requests] == [str(day)]
