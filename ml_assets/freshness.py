@@ -113,7 +113,12 @@ def freshness_of(instance: dg.DagsterInstance, asset_keys, expected: Expected, l
     last) materialized?"""
     day = min(expected.day, last_partition) if expected.day and last_partition else expected.day
     metadata = {"expected_partition": str(day) if day else "none", "feed_clock": feed_clock_kind(), "basis": expected.basis}
-    return [Freshness(key, day is None or _materialized(instance, key, day), metadata) for key in asset_keys]
+    found = []
+    for key in asset_keys:
+        present = day is None or _materialized(instance, key, day)
+        reason = {} if present else {"reason": f"partition {day} is not materialized yet ({expected.basis})"}
+        found.append(Freshness(key, present, metadata | reason))
+    return found
 
 
 def _materialized(instance: dg.DagsterInstance, key: dg.AssetKey, day: date) -> bool:

@@ -59,7 +59,7 @@ def setup(until: date, weeks: int = 1) -> bool:
     print(summary(results))
     chosen = model_weeks(YEAR_START, until, weeks, DEFAULT_WINDOW_WEEKS)
     print(f"\nlive setup: weekly models of {', '.join(chosen)} (the first champion) ...", flush=True)
-    results += (trained := run_weekly_models(instance, chosen, log_level="WARNING"))
+    results += (trained := run_weekly_models(instance, chosen, log_level="INFO"))  # the training's progress
     print(model_summary(trained))
     recent = days_between(until - timedelta(days=6), until)
     print(f"\nlive setup: drift reference, then predictions and checks of {recent[0]}..{recent[-1]} ...", flush=True)

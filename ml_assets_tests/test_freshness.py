@@ -59,6 +59,7 @@ def sensor_results(instance, landing: LandingZone, cursor=None) -> tuple[dict[st
     (sensor,) = [s for s in defs.sensors if s.name == "freshness"]
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"source": landing})
     result = sensor(context)
+    sensor_results.events = result.asset_events  # the last tick's, for a closer look
     return {e.asset_key.to_user_string(): e.passed for e in result.asset_events if e.check_name == FRESHNESS_CHECK}, result.cursor
 
 
@@ -87,6 +88,8 @@ def test_an_on_time_replay_is_fresh_and_a_stalled_one_fails_every_daily_asset(re
     stalled, _ = sensor_results(instance, deliver(newest_ago=PACE * 1.8), cursor)  # the next day is 0.8 interval overdue
     assert stalled == {a.key.to_user_string(): False for a in daily_assets}
     assert json.loads(_)["raw_flights"] == [False, str(DAYS[-1] + timedelta(days=1))]
+    (late,) = [e for e in sensor_results.events if e.asset_key.to_user_string() == "raw_flights"]
+    assert late.metadata["reason"].value.startswith(f"partition {DAYS[-1] + timedelta(days=1)} is not materialized yet")
 
 
 def test_the_wall_clock_judges_a_live_feed(tmp_path, dagster_instance, monkeypatch):

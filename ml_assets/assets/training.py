@@ -225,7 +225,7 @@ def lgbm_model(
 
     registry = mlflow.registry()  # fails fast, before training, when MLflow is unreachable
     frame, data_versions = load_training_window(storage, context.partition_key)
-    model = train_lgbm(frame, LgbmSearchConfig(**config.model_dump()))
+    model = train_lgbm(frame, LgbmSearchConfig(**config.model_dump()), progress=context.log.info)
     params = {**config.model_dump(), **model.params, "best_iteration": model.best_iteration}
     return log_and_register_challenger(context, mlflow, registry, model, frame, params, data_versions)
 
@@ -266,7 +266,9 @@ def torch_model(
     registry = mlflow.registry()  # fails fast, before training, when MLflow is unreachable
     frame, data_versions = load_training_window(storage, context.partition_key)
     settings = config.model_dump()
-    model = train_torch_tabular(frame, TorchTrainConfig(**{**settings, "hidden_sizes": tuple(config.hidden_sizes)}))
+    model = train_torch_tabular(
+        frame, TorchTrainConfig(**{**settings, "hidden_sizes": tuple(config.hidden_sizes)}), progress=context.log.info
+    )
     return log_and_register_challenger(context, mlflow, registry, model, frame, settings, data_versions)
 
 
