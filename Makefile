@@ -10,7 +10,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 # The live loop runs on its own data folder, landing zone and Dagster instance.
 LIVE_DIR := $(CURDIR)/data/live
-LIVE_ENV := ML_ASSETS_DATA_DIR=$(LIVE_DIR) ML_ASSETS_LANDING_DIR=$(LIVE_DIR)/landing DAGSTER_HOME=$(LIVE_DIR)/dagster_home
+LIVE_ENV := ML_ASSETS_DATA_DIR=$(LIVE_DIR) ML_ASSETS_LANDING_DIR=$(LIVE_DIR)/landing DAGSTER_HOME=$(LIVE_DIR)/dagster_home ML_ASSETS_FEED_CLOCK=landing
 REPLAY ?= --days 21 --shift schedule+180 --shift-from 2013-10-10
 
 install: $(VENV)/.installed
