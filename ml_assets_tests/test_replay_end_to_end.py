@@ -2,7 +2,7 @@
 chain (data layers, predictions by the champion, drift checks) in one run, the automation's
 requests run in turn (as the daemon would launch them), and a day later live performance."""
 
-from datetime import date, timedelta
+from datetime import date
 
 import dagster as dg
 import polars as pl

@@ -3,7 +3,6 @@
 Every bad-input test also proves the landing files are byte-for-byte unchanged afterwards.
 """
 
-import shutil
 from datetime import date
 
 import polars as pl

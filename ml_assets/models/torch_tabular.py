@@ -93,7 +93,6 @@ class TorchTabularModel:
     validation_metrics: dict[str, float]
 
     def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
-        import torch
 
         return self.predict_encoded(self.vocabulary.codes(frame), numeric_matrix(frame))
 
