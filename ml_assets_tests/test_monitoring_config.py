@@ -4,7 +4,6 @@ metric they query is one the code exports (the exporter's: tests/test_metrics_ex
 the serving API's: its agreed names, and a live scrape of `ml-assets serve` once the serving
 module is in the code location)."""
 
-import importlib.util
 import json
 import os
 import re
@@ -109,10 +108,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("ml_assets.serving") is None,
-    reason="ml_assets.serving is not on this branch yet (issue 10): runs once the branches are merged",
-)
 def test_the_serving_api_exports_every_serving_metric_queried(tmp_path):
     """`ml-assets serve` as the Deployment starts it, scraped live on a free local port."""
     port = free_port()
