@@ -5,7 +5,9 @@ Layout under the key prefix (default `ml_assets:`):
   `{event id}\\x1f{value}\\x1f{payload}` (empty for none);
 - `applied`: applied event ids scored by time (the at-most-once guard); `series`: the entry keys;
 - `daily:{day}`: a hash key → row; `daily_pushes`: day → when pushed; `meta`: watermark and
-  coverage.
+  coverage;
+- `dead_letters`: a stream of rejected events, `dead_letter_ids`: event id → reason (once per id),
+  `dead_letter_counts`: reason → events kept.
 A batch of events is applied by one Lua script, so it is atomic and skips known event ids; reads
 are one pipelined round trip. Short socket timeouts make an unreachable Redis an error fast.
 """
@@ -22,6 +24,8 @@ from ml_assets.serving.store import (
     AppendResult,
     OnlineStore,
     OnlineStoreError,
+    DeadLetters,
+    Rejection,
     StoreEvent,
     StoreStatus,
     TimeRange,
@@ -63,8 +67,23 @@ if high then
   local c = tonumber(redis.call('HGET', KEYS[3], 'coverage_start')) or math.huge
   if low < c then redis.call('HSET', KEYS[3], 'coverage_start', string.format('%.6f', low)) end
 end
-redis.call('HSET', KEYS[3], 'last_received', ARGV[1])
+if #ARGV > 1 then redis.call('HSET', KEYS[3], 'last_received', ARGV[1]) end
 return {applied, duplicates, expired}
+"""
+
+# KEYS: dead_letter_ids, dead_letters, dead_letter_counts. ARGV: received_at, then per rejection:
+# event id, reason, message, event (JSON). Returns how many were new.
+DEAD_LETTER_SCRIPT = """
+local kept = 0
+for i = 2, #ARGV, 4 do
+  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then
+    redis.call('XADD', KEYS[2], '*', 'event_id', ARGV[i], 'reason', ARGV[i + 1], 'message', ARGV[i + 2],
+               'event', ARGV[i + 3], 'received_at', ARGV[1])
+    redis.call('HINCRBY', KEYS[3], ARGV[i + 1], 1)
+    kept = kept + 1
+  end
+end
+return kept
 """
 
 
@@ -86,6 +105,7 @@ class RedisOnlineStore(OnlineStore):
             health_check_interval=10,
         )
         self._append = self.client.register_script(APPEND_SCRIPT)
+        self._dead_letter = self.client.register_script(DEAD_LETTER_SCRIPT)
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -174,6 +194,30 @@ class RedisOnlineStore(OnlineStore):
             return dropped
 
         return self._run(delete)
+
+    def dead_letter(self, rejected: Sequence[Rejection], received_at: float) -> int:
+        if not rejected:
+            return 0
+        arguments: list = [repr(received_at)]
+        for r in rejected:
+            arguments += [r.event_id, r.reason, r.message, json.dumps(r.event)]
+        keys = [self._key("dead_letter_ids"), self._key("dead_letters"), self._key("dead_letter_counts")]
+        return self._run(lambda: self._dead_letter(keys=keys, args=arguments))
+
+    def dead_letters(self, limit: int) -> DeadLetters:
+        def read():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hgetall(self._key("dead_letter_counts"))
+            pipe.xrevrange(self._key("dead_letters"), count=limit)
+            return pipe.execute()
+
+        counts, entries = self._run(read)
+        latest = [
+            {"event_id": f["event_id"], "reason": f["reason"], "message": f["message"], "event": json.loads(f["event"]),
+             "received_at": float(f["received_at"])}
+            for _, f in entries
+        ]  # fmt: skip
+        return DeadLetters({reason: int(n) for reason, n in sorted(counts.items())}, latest)
 
     def set_coverage_start(self, start: float) -> None:
         self._run(lambda: self.client.hset(self._key("meta"), "coverage_start", repr(start)))

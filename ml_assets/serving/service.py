@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ml_assets.flights.feature_spec import CATEGORICAL_FEATURES, NUMERIC_FEATURES
-from ml_assets.serving import realtime
 from ml_assets.serving.assembly import FeatureAssembler, FlightQuery
 from ml_assets.serving.deployment import ModelDeployment, Routing
+from ml_assets.serving.feed_guard import FeedClock, guarded_ingest, implausible_state, rejection_summary
 from ml_assets.serving.guardrails import (
     SHADOW,
     ChallengerCall,
@@ -45,6 +45,8 @@ from ml_assets.serving.store import OnlineStoreError, open_store, store_url_from
 
 MODEL_NAME = "flight_disruption"
 COMPARISON_QUEUE = 2000  # shadow and canary comparisons waiting; beyond, they are skipped
+REJECTIONS_LISTED = 100  # per events response; all are kept in the store's dead letters
+LATEST_DEAD_LETTERS = 5  # in /v1/status
 
 
 class ServiceUnavailable(RuntimeError):
@@ -61,12 +63,13 @@ class ServingSettings:
     max_batch: int = 1000
     poll_interval_s: float = 5.0
     guardrails: GuardrailLimits = field(default_factory=GuardrailLimits)
+    feed_clock: FeedClock = field(default_factory=FeedClock)
 
     @classmethod
     def from_env(cls) -> ServingSettings:
         """ML_ASSETS_ONLINE_STORE, ML_ASSETS_API_TOKEN, MLFLOW_TRACKING_URI (default: the local
-        store under ML_ASSETS_DATA_DIR), ML_ASSETS_MAX_BATCH, ML_ASSETS_REGISTRY_POLL_SECONDS and
-        the ML_ASSETS_GUARDRAIL_* limits."""
+        store under ML_ASSETS_DATA_DIR), ML_ASSETS_MAX_BATCH, ML_ASSETS_REGISTRY_POLL_SECONDS, the
+        ML_ASSETS_GUARDRAIL_* limits and the feed clock (`FeedClock.from_env`)."""
         from ml_assets.resources.mlflow import local_mlflow
         from ml_assets.settings import data_dir
 
@@ -78,6 +81,7 @@ class ServingSettings:
             max_batch=int(os.environ.get("ML_ASSETS_MAX_BATCH", "1000")),
             poll_interval_s=float(os.environ.get("ML_ASSETS_REGISTRY_POLL_SECONDS", "5")),
             guardrails=GuardrailLimits.from_env(),
+            feed_clock=FeedClock.from_env(),
         )
 
 
@@ -132,10 +136,11 @@ class ServingService:
             return False, f"no champion model is loaded ({self.deployment.last_error or 'waiting for the registry'})"
         try:
             self.store.ping()
+            problem = implausible_state(self.settings.feed_clock, self.store.status(), time.time())
         except OnlineStoreError as error:
             self.metrics.store_errors.labels(operation="ping").inc()
             return False, str(error)
-        return True, None
+        return problem is None, problem
 
     # --- predictions -----------------------------------------------------------------------------
 
@@ -311,8 +316,9 @@ class ServingService:
     # --- events and status ------------------------------------------------------------------------
 
     def ingest(self, events: list) -> EventsResponse:
+        """Apply the events the feed guard accepts; keep the others with their reasons."""
         try:
-            result = realtime.ingest(self.store, events, time.time())
+            result, rejected = guarded_ingest(self.store, self.settings.feed_clock, events, time.time())
             status = self.store.status()
         except OnlineStoreError:
             self.metrics.store_errors.labels(operation="write").inc()
@@ -320,9 +326,12 @@ class ServingService:
         for outcome, count in (("applied", result.applied), ("duplicate", result.duplicates), ("expired", result.expired)):
             if count:
                 self.metrics.events.labels(outcome=outcome).inc(count)
+        for rejection in rejected:
+            self.metrics.events.labels(outcome=f"rejected_{rejection.reason}").inc()
         watermark = status.watermark
         return EventsResponse(
             received=len(events), applied=result.applied, duplicates=result.duplicates, expired=result.expired,
+            rejected=len(rejected), rejections=rejection_summary(rejected, REJECTIONS_LISTED),
             events_as_of=datetime.fromtimestamp(watermark, timezone.utc) if watermark is not None else None,
         )  # fmt: skip
 
@@ -334,18 +343,23 @@ class ServingService:
         }
         try:
             store = self.store.status()
+            dead = self.store.dead_letters(LATEST_DEAD_LETTERS)
             online_store = {
                 "url": self.store.url, "events_as_of": _iso(store.watermark),
                 "realtime_since": _iso(store.realtime_since), "daily_features": {str(d): p for d, p in store.daily.items()},
+                "realtime_problem": implausible_state(self.settings.feed_clock, store, time.time()),
             }  # fmt: skip
+            feed = {"clock": asdict(self.settings.feed_clock), "rejected": dead.counts, "latest_rejected": dead.latest}
         except OnlineStoreError as error:
             online_store = {"url": self.store.url, "error": str(error)}
+            feed = {"clock": asdict(self.settings.feed_clock), "error": str(error)}
         return {
             "model_name": self.settings.model_name,
             "models": loaded,
             "rollout": asdict(routing.rollout) | {"mode": routing.mode},
             "guardrails": {"limits": asdict(self.settings.guardrails), "window": self.guardrails.figures()},
             "online_store": online_store,
+            "event_feed": feed,
             "prediction_log": {"url": self.log_writer.log.url, "pending": self.log_writer.pending,
                                "last_error": self.log_writer.last_error},  # fmt: skip
             "registry": {"tracking_uri": _without_credentials(self.settings.tracking_uri),

@@ -15,6 +15,8 @@ from ml_assets.serving.store import (
     AppendResult,
     OnlineStore,
     OnlineStoreError,
+    DeadLetters,
+    Rejection,
     StoreEvent,
     StoreStatus,
     TimeRange,
@@ -34,6 +36,9 @@ CREATE TABLE IF NOT EXISTS daily (day TEXT NOT NULL, key TEXT NOT NULL, payload 
     PRIMARY KEY (day, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS daily_pushes (day TEXT PRIMARY KEY, pushed_at TEXT NOT NULL, keys INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE,
+    reason TEXT NOT NULL, message TEXT NOT NULL, event TEXT NOT NULL, received_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS dead_letters_by_reason ON dead_letters (reason);
 """
 
 
@@ -126,7 +131,8 @@ class SqliteOnlineStore(OnlineStore):
                 if progress:
                     _set_meta(db, "watermark", max(progress), "max")
                     _set_meta(db, "coverage_start", min(progress), "min")
-                _set_meta(db, "last_received", received_at, "set")
+                if events:
+                    _set_meta(db, "last_received", received_at, "set")
                 db.execute("COMMIT")
                 return AppendResult(applied, duplicates, expired)
             except BaseException:
@@ -175,6 +181,41 @@ class SqliteOnlineStore(OnlineStore):
                 raise
 
         return self._run(delete)
+
+    def dead_letter(self, rejected: Sequence[Rejection], received_at: float) -> int:
+        def write(db: sqlite3.Connection) -> int:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                kept = sum(
+                    db.execute(
+                        "INSERT OR IGNORE INTO dead_letters (event_id, reason, message, event, received_at) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (r.event_id, r.reason, r.message, json.dumps(r.event), received_at),
+                    ).rowcount
+                    for r in rejected
+                )
+                db.execute("COMMIT")
+                return kept
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+        return self._run(write) if rejected else 0
+
+    def dead_letters(self, limit: int) -> DeadLetters:
+        def read(db: sqlite3.Connection) -> DeadLetters:
+            counts = dict(db.execute("SELECT reason, count(*) FROM dead_letters GROUP BY reason ORDER BY reason"))
+            rows = db.execute(
+                "SELECT event_id, reason, message, event, received_at FROM dead_letters ORDER BY seq DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+            latest = [
+                {"event_id": i, "reason": r, "message": m, "event": json.loads(e), "received_at": t}
+                for i, r, m, e, t in rows
+            ]
+            return DeadLetters(counts, latest)
+
+        return self._run(read)
 
     def set_coverage_start(self, start: float) -> None:
         self._run(lambda db: _set_meta(db, "coverage_start", start, "set"))

@@ -6,7 +6,8 @@ online stores; the trailing windows are ours, Feast does not compute them online
   `online_features` asset);
 - real-time entries: per (series, entity), time-ordered entries built from the event feed, read
   by time range. An event is applied at most once (by its id); entries older than the retention
-  cutoff expire.
+  cutoff expire;
+- dead letters: events the feed guard rejected, with the reason, kept once per event id.
 
 Times are epoch seconds (UTC). Any failure to reach or use the backend is an `OnlineStoreError`.
 """
@@ -69,6 +70,22 @@ class AppendResult:
 
 
 @dataclass(frozen=True)
+class Rejection:
+    """An event the feed guard refused: kept with its reason, never applied."""
+
+    event_id: str
+    reason: str  # a kind, e.g. ahead_of_feed, unknown_carrier
+    message: str
+    event: dict  # as received (JSON)
+
+
+@dataclass(frozen=True)
+class DeadLetters:
+    counts: dict[str, int]  # reason → events kept
+    latest: list[dict]  # newest first: event_id, reason, message, event, received_at
+
+
+@dataclass(frozen=True)
 class StoreStatus:
     watermark: float | None  # latest progress-event time applied
     coverage_start: float | None  # earliest progress-event time applied (or set by a warm-up)
@@ -110,6 +127,14 @@ class OnlineStore(ABC):
     @abstractmethod
     def set_coverage_start(self, start: float) -> None:
         """Declare the real-time state complete from `start` on (a warm-up replayed from there)."""
+
+    @abstractmethod
+    def dead_letter(self, rejected: Sequence[Rejection], received_at: float) -> int:
+        """Keep rejected events with their reasons (once per event id); returns how many were new."""
+
+    @abstractmethod
+    def dead_letters(self, limit: int) -> DeadLetters:
+        """Counts by reason and the `limit` newest rejected events."""
 
     @abstractmethod
     def status(self) -> StoreStatus:
