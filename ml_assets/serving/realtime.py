@@ -41,6 +41,7 @@ CANCELLED = "cancelled"  # (origin): nothing, at the scheduled departure
 AIRCRAFT = "aircraft"  # (tailnum): value dep_delay, at the actual departure
 WEATHER = "weather"  # (origin): payload WEATHER_VALUES, at the observation hour
 FLIGHT = "flight"  # (flight key): payload [dest, distance, tailnum], the published schedule of one flight
+FLIGHT_TAILNUM = 2  # where a FLIGHT payload names the aircraft
 
 RETENTION = timedelta(hours=48)  # entries older than this behind the watermark expire
 EXPIRY_STEP = timedelta(hours=1)  # expire at most once per this much watermark progress
@@ -141,20 +142,33 @@ def _ranges(point: FlightPoint) -> list[TimeRange]:
     return ranges
 
 
-class RealtimeView:
-    """The entries a batch of flights needs, read in one go (one range per series and entity
-    covering every flight), then sliced per flight."""
+def realtime_ranges(points: Sequence[FlightPoint]) -> list[TimeRange]:
+    """The entries a batch of flights needs: one range per series and entity, covering every flight
+    (the aircraft of a flight without a known tailnum is left to `aircraft_range`)."""
+    merged: dict[tuple[str, str], list[float]] = {}
+    for point in points:
+        for r in _ranges(point):
+            bounds = merged.setdefault((r.series, r.entity), [r.start, r.end])
+            bounds[0], bounds[1] = min(bounds[0], r.start), max(bounds[1], r.end)
+    return [TimeRange(series, entity, start, end) for (series, entity), (start, end) in merged.items()]
 
-    def __init__(self, store: OnlineStore, points: Sequence[FlightPoint]):
-        merged: dict[tuple[str, str], list[float]] = {}
-        for point in points:
-            for r in _ranges(point):
-                bounds = merged.setdefault((r.series, r.entity), [r.start, r.end])
-                bounds[0], bounds[1] = min(bounds[0], r.start), max(bounds[1], r.end)
-        ranges = [TimeRange(series, entity, start, end) for (series, entity), (start, end) in merged.items()]
-        self._entries: dict[tuple[str, str], tuple[list, list, list]] = {}
-        for r, found in zip(ranges, store.read_ranges(ranges)):
-            self._entries[(r.series, r.entity)] = tuple(map(list, zip(*found))) if found else ([], [], [])
+
+def aircraft_window(point: FlightPoint) -> tuple[float, float]:
+    """When the aircraft's previous departure may lie, for a flight's prediction point."""
+    return point.at - AIRCRAFT_LOOKBACK_S, point.at
+
+
+def _columns(found: list) -> tuple[list, list, list]:
+    return tuple(map(list, zip(*found))) if found else ([], [], [])
+
+
+class RealtimeView:
+    """The entries read for a batch of flights (`realtime_ranges`, and per flight the aircraft its
+    published schedule names, when the client did not give it), sliced per flight."""
+
+    def __init__(self, ranges: Sequence[TimeRange], found: Sequence[list], aircraft: dict[str, list] | None = None):
+        self._entries = {(r.series, r.entity): _columns(entries) for r, entries in zip(ranges, found)}
+        self._named_aircraft = {key: _columns(entries) for key, entries in (aircraft or {}).items()}  # by flight key
 
     def _slice(self, series: str, entity: str, after: float, upto: float) -> tuple[tuple, int, int]:
         """The entries and the index range of those with after < time <= upto."""
@@ -171,11 +185,7 @@ class RealtimeView:
 
     def latest(self, series: str, entity: str, at: float, tolerance_s: float) -> tuple | None:
         """(time, value, payload) of the latest entry with at - tolerance_s <= time <= at."""
-        times, values, payloads = self._entries.get((series, entity), ([], [], []))
-        index = bisect_right(times, at) - 1
-        if index >= 0 and index >= bisect_left(times, at - tolerance_s):
-            return times[index], values[index], payloads[index]
-        return None
+        return _latest(self._entries.get((series, entity), ([], [], [])), at, tolerance_s)
 
     def features(self, point: FlightPoint) -> dict:
         at = point.at
@@ -183,7 +193,7 @@ class RealtimeView:
             self._weather(point.origin, at)
             | self._departures(point, at)
             | self._origin_operations(point, at)
-            | self._aircraft(point.tailnum, at)
+            | self._aircraft(point, at)
         )
 
     def _weather(self, origin: str, at: float) -> dict:
@@ -217,12 +227,24 @@ class RealtimeView:
             "origin_scheduled_nearby": self.count(SCHEDULED, point.origin, point.sched - bank, point.sched + bank),
         }
 
-    def _aircraft(self, tailnum: str | None, at: float) -> dict:
-        previous = self.latest(AIRCRAFT, tailnum, at, AIRCRAFT_LOOKBACK_S) if tailnum else None
+    def _aircraft(self, point: FlightPoint, at: float) -> dict:
+        entries = self._named_aircraft.get(point.key)
+        if entries is not None:
+            previous = _latest(entries, at, AIRCRAFT_LOOKBACK_S)
+        else:
+            previous = self.latest(AIRCRAFT, point.tailnum, at, AIRCRAFT_LOOKBACK_S) if point.tailnum else None
         return {
             "aircraft_prev_dep_delay": previous[1] if previous else None,
             "aircraft_prev_dep_minutes_ago": _minutes(at - previous[0]) if previous else None,
         }
+
+
+def _latest(entries: tuple[list, list, list], at: float, tolerance_s: float) -> tuple | None:
+    times, values, payloads = entries
+    index = bisect_right(times, at) - 1
+    if index >= 0 and index >= bisect_left(times, at - tolerance_s):
+        return times[index], values[index], payloads[index]
+    return None
 
 
 def _minutes(seconds: float) -> int:

@@ -8,8 +8,9 @@ Layout under the key prefix (default `ml_assets:`):
   coverage;
 - `dead_letters`: a stream of rejected events, `dead_letter_ids`: event id → reason (once per id),
   `dead_letter_counts`: reason → events kept.
-A batch of events is applied by one Lua script, so it is atomic and skips known event ids; reads
-are one pipelined round trip. Short socket timeouts make an unreachable Redis an error fast.
+A batch of events is applied by one Lua script, so it is atomic and skips known event ids; what a
+request reads (`read_snapshot`) is one pipelined round trip, reads keyed by an entity another entry
+names resolved inside it by a Lua script. Short socket timeouts make an unreachable Redis an error fast.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from ml_assets.serving.store import (
     OnlineStore,
     OnlineStoreError,
     DeadLetters,
+    NamedRead,
     Rejection,
+    Snapshot,
     StoreEvent,
     StoreStatus,
     TimeRange,
@@ -87,6 +90,31 @@ return kept
 """
 
 
+# ARGV per read: source key, source time (start = end), payload field (0-based), daily hash key, daily
+# field prefix, entries key prefix, start, end. Returns per read {entity, daily row, {member, score, ...}}
+# ('' for none). The keys are computed here: fine on one Redis, not on a cluster.
+NAMED_SCRIPT = """
+local out = {}
+for i = 1, #ARGV, 8 do
+  local found = redis.call('ZRANGEBYSCORE', ARGV[i], ARGV[i + 1], ARGV[i + 1])
+  local entity, row, entries = '', '', {}
+  if #found > 0 then
+    local payload = string.match(found[#found], '^[^\\31]*\\31[^\\31]*\\31(.*)$')
+    if payload and payload ~= '' then
+      local named = cjson.decode(payload)[tonumber(ARGV[i + 2]) + 1]
+      if type(named) == 'string' then
+        entity = named
+        row = redis.call('HGET', ARGV[i + 3], ARGV[i + 4] .. named) or ''
+        entries = redis.call('ZRANGEBYSCORE', ARGV[i + 5] .. named, ARGV[i + 6], ARGV[i + 7], 'WITHSCORES')
+      end
+    end
+  end
+  out[#out + 1] = {entity, row, entries}
+end
+return out
+"""
+
+
 class RedisOnlineStore(OnlineStore):
     def __init__(self, url: str):
         import redis
@@ -106,6 +134,7 @@ class RedisOnlineStore(OnlineStore):
         )
         self._append = self.client.register_script(APPEND_SCRIPT)
         self._dead_letter = self.client.register_script(DEAD_LETTER_SCRIPT)
+        self._named_sha = self.client.register_script(NAMED_SCRIPT).sha
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -222,6 +251,47 @@ class RedisOnlineStore(OnlineStore):
     def set_coverage_start(self, start: float) -> None:
         self._run(lambda: self.client.hset(self._key("meta"), "coverage_start", repr(start)))
 
+    def read_snapshot(self, daily: dict[date, list[str]], ranges: Sequence[TimeRange], named: Sequence[NamedRead]) -> Snapshot:
+        import redis
+
+        def read():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hgetall(self._key("meta"))
+            pipe.hgetall(self._key("daily_pushes"))
+            for day, keys in daily.items():
+                pipe.hmget(self._key("daily", str(day)), list(keys))
+            for r in ranges:
+                pipe.zrangebyscore(self._key("e", r.series, r.entity), r.start, r.end, withscores=True)
+            if named:
+                pipe.execute_command("EVALSHA", self._named_sha, 0, *self._named_arguments(named))
+            return pipe.execute()
+
+        try:
+            replies = self._run(read)
+        except OnlineStoreError as error:
+            if not isinstance(error.__cause__, redis.exceptions.NoScriptError):
+                raise
+            self._named_sha = self._run(lambda: self.client.script_load(NAMED_SCRIPT))  # a restarted or flushed Redis
+            replies = self._run(read)
+        meta, pushes, rest = replies[0], replies[1], replies[2:]
+        rows = {
+            day: {k: json.loads(v) if v is not None else None for k, v in zip(keys, values)}
+            for (day, keys), values in zip(daily.items(), rest)
+        }
+        found = rest[len(daily) : len(daily) + len(ranges)]
+        entries = [[(score, *_decoded(member)) for member, score in members] for members in found]
+        resolved = [_resolved(answer) for answer in rest[len(daily) + len(ranges) :][0]] if named else []
+        return Snapshot(_status(meta, pushes), rows, entries, resolved)
+
+    def _named_arguments(self, named: Sequence[NamedRead]) -> list:
+        arguments: list = []
+        for n in named:
+            arguments += [
+                self._key("e", n.source.series, n.source.entity), repr(n.source.start), n.field,
+                self._key("daily", str(n.day)), n.daily_prefix, self._key("e", n.series, ""), repr(n.start), repr(n.end),
+            ]  # fmt: skip
+        return arguments
+
     def status(self) -> StoreStatus:
         def read():
             pipe = self.client.pipeline(transaction=False)
@@ -229,13 +299,7 @@ class RedisOnlineStore(OnlineStore):
             pipe.hgetall(self._key("daily_pushes"))
             return pipe.execute()
 
-        meta, pushes = self._run(read)
-        number = {name: float(value) for name, value in meta.items()}
-        daily = {date.fromisoformat(d): json.loads(p)["pushed_at"] for d, p in pushes.items()}
-        return StoreStatus(
-            number.get("watermark"), number.get("coverage_start"), number.get("expired_before"),
-            number.get("last_received"), dict(sorted(daily.items())),
-        )  # fmt: skip
+        return _status(*self._run(read))
 
     def ping(self) -> None:
         self._run(self.client.ping)
@@ -249,6 +313,24 @@ class RedisOnlineStore(OnlineStore):
         for start in range(0, len(keys), 1000):
             self.client.delete(*keys[start : start + 1000])
         return len(keys)
+
+
+def _status(meta: dict, pushes: dict) -> StoreStatus:
+    number = {name: float(value) for name, value in meta.items()}
+    daily = {date.fromisoformat(d): json.loads(p)["pushed_at"] for d, p in pushes.items()}
+    return StoreStatus(
+        number.get("watermark"), number.get("coverage_start"), number.get("expired_before"),
+        number.get("last_received"), dict(sorted(daily.items())),
+    )  # fmt: skip
+
+
+def _resolved(answer: list) -> tuple[str | None, dict | None, list]:
+    """A NAMED_SCRIPT answer: (entity, daily row, entries)."""
+    entity, row, flat = answer
+    if not entity:
+        return None, None, []
+    entries = [(float(flat[i + 1]), *_decoded(flat[i])) for i in range(0, len(flat), 2)]
+    return entity, json.loads(row) if row else None, entries
 
 
 def _decoded(member: str) -> tuple[float | None, list | None]:

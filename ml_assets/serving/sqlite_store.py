@@ -16,7 +16,9 @@ from ml_assets.serving.store import (
     OnlineStore,
     OnlineStoreError,
     DeadLetters,
+    NamedRead,
     Rejection,
+    Snapshot,
     StoreEvent,
     StoreStatus,
     TimeRange,
@@ -166,6 +168,16 @@ class SqliteOnlineStore(OnlineStore):
             return found
 
         return self._run(read) if ranges else []
+
+    def read_snapshot(self, daily: dict[date, list[str]], ranges: Sequence[TimeRange], named: Sequence[NamedRead]) -> Snapshot:
+        """In one read transaction: a consistent snapshot while the feed writes."""
+        db = self._connection()
+        self._run(lambda db: db.execute("BEGIN"))
+        try:
+            return super().read_snapshot(daily, ranges, named)
+        finally:
+            if db.in_transaction:
+                db.execute("COMMIT")
 
     def expire(self, before: float) -> int:
         def delete(db: sqlite3.Connection) -> int:

@@ -63,6 +63,35 @@ class TimeRange:
 
 
 @dataclass(frozen=True)
+class NamedRead:
+    """Reads keyed by an entity that another entry names, resolved by the store in the same round
+    trip: the latest entry of `source` names it at `payload[field]`; then the daily row
+    `daily_prefix + entity` of `day` and the entries of (`series`, entity) in [start, end]."""
+
+    source: TimeRange
+    field: int
+    day: date
+    daily_prefix: str
+    series: str
+    start: float
+    end: float
+
+
+Entries = list[tuple[float, float | None, list | None]]  # (time, value, payload), oldest first
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one request reads: the status, daily rows by day and key, entries per range, and per
+    named read (entity or None, its daily row, its entries)."""
+
+    status: StoreStatus
+    daily: dict[date, dict[str, dict | None]]
+    ranges: list[Entries]
+    named: list[tuple[str | None, dict | None, Entries]]
+
+
+@dataclass(frozen=True)
 class AppendResult:
     applied: int
     duplicates: int
@@ -119,6 +148,25 @@ class OnlineStore(ABC):
     @abstractmethod
     def read_ranges(self, ranges: Sequence[TimeRange]) -> list[list[tuple[float, float | None, list | None]]]:
         """For each range, its entries as (time, value, payload), oldest first."""
+
+    def read_snapshot(self, daily: dict[date, list[str]], ranges: Sequence[TimeRange], named: Sequence[NamedRead]) -> Snapshot:
+        """Everything a request reads at once (a backend answers it in one round trip)."""
+        found = self.read_ranges([*ranges, *(n.source for n in named)])
+        return Snapshot(
+            self.status(),
+            {day: dict(zip(keys, self.read_daily(day, keys))) for day, keys in daily.items()},
+            found[: len(ranges)],
+            [self._named(n, source) for n, source in zip(named, found[len(ranges) :])],
+        )
+
+    def _named(self, read: NamedRead, source: Entries) -> tuple[str | None, dict | None, Entries]:
+        payload = source[-1][2] if source else None
+        entity = payload[read.field] if payload else None
+        if entity is None:
+            return None, None, []
+        (row,) = self.read_daily(read.day, [read.daily_prefix + entity])
+        (entries,) = self.read_ranges([TimeRange(read.series, entity, read.start, read.end)])
+        return entity, row, entries
 
     @abstractmethod
     def expire(self, before: float) -> int:
