@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--warm-from-lake", action="store_true",
                        help="first push the last materialized day's features and replay its events")  # fmt: skip
+    serve.add_argument("--workers", type=int, default=1, help="processes sharing the port, each a whole service")
     rollout = commands.add_parser("rollout", help="roll the challenger out in the service: shadow, canary, promote, abort")
     rollout.add_argument("action", choices=["shadow", "canary", "promote", "abort", "status"])
     rollout.add_argument("--percent", type=float, help="share of flights (canary: required; shadow: default 100)")
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from ml_assets.serving.server import run_server
 
-        return run_server(args.host, args.port, args.warm_from_lake)
+        return run_server(args.host, args.port, args.warm_from_lake, args.workers)
     if args.command == "rollout":
         from ml_assets.models.rollouts import rollout_command
 

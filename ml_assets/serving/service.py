@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import queue
+import socket
 import threading
 import time
 import uuid
@@ -110,12 +111,14 @@ class ServingService:
         self._comparisons: queue.Queue = queue.Queue(maxsize=COMPARISON_QUEUE)
         self._worker: threading.Thread | None = None
         self._judged: str | None = None  # the rollout (start time) the guardrail window holds
+        self._started_at: float | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
         if self._worker:
             return
+        self._started_at = time.time()
         self.log_writer.start()
         self.deployment.start()
         self._worker = threading.Thread(target=self._compare, name="challenger-comparisons", daemon=True)
@@ -355,6 +358,7 @@ class ServingService:
             feed = {"clock": asdict(self.settings.feed_clock), "error": str(error)}
         return {
             "model_name": self.settings.model_name,
+            "process": {"pid": os.getpid(), "host": socket.gethostname(), "started_at": _iso(self._started_at)},
             "models": loaded,
             "rollout": asdict(routing.rollout) | {"mode": routing.mode},
             "guardrails": {"limits": asdict(self.settings.guardrails), "window": self.guardrails.figures()},
