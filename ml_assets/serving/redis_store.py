@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ml_assets.serving.sqlite_store import DAILY_RETENTION_DAYS
@@ -32,6 +33,7 @@ from ml_assets.serving.store import (
     StoreEvent,
     StoreStatus,
     TimeRange,
+    decoded_json,
 )
 
 DEFAULT_PREFIX = "ml_assets:"
@@ -178,7 +180,7 @@ class RedisOnlineStore(OnlineStore):
         if not keys:
             return []
         values = self._run(lambda: self.client.hmget(self._key("daily", str(day)), list(keys)))
-        return [json.loads(value) if value is not None else None for value in values]
+        return [decoded_json(value) if value is not None else None for value in values]
 
     def append(self, events: Sequence[StoreEvent], received_at: float) -> AppendResult:
         arguments: list = [repr(received_at)]
@@ -197,11 +199,11 @@ class RedisOnlineStore(OnlineStore):
         def read():
             pipe = self.client.pipeline(transaction=False)
             for r in ranges:
-                pipe.zrangebyscore(self._key("e", r.series, r.entity), r.start, r.end, withscores=True)
+                pipe.execute_command("ZRANGEBYSCORE", self._key("e", r.series, r.entity), r.start, r.end, "WITHSCORES")
             return pipe.execute()
 
         found = self._run(read) if ranges else []
-        return [[(score, *_decoded(member)) for member, score in members] for members in found]
+        return [[(float(score), *_decoded(member)) for member, score in _pairs(reply)] for reply in found]
 
     def expire(self, before: float) -> int:
         def delete() -> int:
@@ -260,8 +262,8 @@ class RedisOnlineStore(OnlineStore):
             pipe.hgetall(self._key("daily_pushes"))
             for day, keys in daily.items():
                 pipe.hmget(self._key("daily", str(day)), list(keys))
-            for r in ranges:
-                pipe.zrangebyscore(self._key("e", r.series, r.entity), r.start, r.end, withscores=True)
+            for r in ranges:  # raw replies: redis-py's own score parsing costs more than the rest of a request
+                pipe.execute_command("ZRANGEBYSCORE", self._key("e", r.series, r.entity), r.start, r.end, "WITHSCORES")
             if named:
                 pipe.execute_command("EVALSHA", self._named_sha, 0, *self._named_arguments(named))
             return pipe.execute()
@@ -275,11 +277,11 @@ class RedisOnlineStore(OnlineStore):
             replies = self._run(read)
         meta, pushes, rest = replies[0], replies[1], replies[2:]
         rows = {
-            day: {k: json.loads(v) if v is not None else None for k, v in zip(keys, values)}
+            day: {k: decoded_json(v) if v is not None else None for k, v in zip(keys, values)}
             for (day, keys), values in zip(daily.items(), rest)
         }
         found = rest[len(daily) : len(daily) + len(ranges)]
-        entries = [[(score, *_decoded(member)) for member, score in members] for members in found]
+        entries = [[(float(score), *_decoded(member)) for member, score in _pairs(reply)] for reply in found]
         resolved = [_resolved(answer) for answer in rest[len(daily) + len(ranges) :][0]] if named else []
         return Snapshot(_status(meta, pushes), rows, entries, resolved)
 
@@ -330,9 +332,19 @@ def _resolved(answer: list) -> tuple[str | None, dict | None, list]:
     if not entity:
         return None, None, []
     entries = [(float(flat[i + 1]), *_decoded(flat[i])) for i in range(0, len(flat), 2)]
-    return entity, json.loads(row) if row else None, entries
+    return entity, decoded_json(row) if row else None, entries
 
 
+def _pairs(reply: list) -> list:
+    """(member, score) of a ZRANGEBYSCORE ... WITHSCORES reply: pairs in RESP3, flat in RESP2."""
+    if reply and not isinstance(reply[0], list | tuple):
+        return list(zip(reply[::2], reply[1::2]))
+    return reply
+
+
+@lru_cache(maxsize=65536)
 def _decoded(member: str) -> tuple[float | None, list | None]:
+    """(value, payload) of a member; cached, as every request of a day reads the same entries
+    (the payload is shared: read it, never change it)."""
     _, value, payload = member.split(SEPARATOR, 2)
-    return (float(value) if value else None), (json.loads(payload) if payload else None)
+    return (float(value) if value else None), (decoded_json(payload) if payload else None)

@@ -22,6 +22,7 @@ from ml_assets.serving.store import (
     StoreEvent,
     StoreStatus,
     TimeRange,
+    decoded_json,
 )
 
 DAILY_RETENTION_DAYS = 7  # daily rows older than this (before the day pushed) are dropped
@@ -103,7 +104,7 @@ class SqliteOnlineStore(OnlineStore):
             found = dict(
                 db.execute(f"SELECT key, payload FROM daily WHERE day = ? AND key IN ({marks})", (str(day), *keys))
             )
-            return [json.loads(found[key]) if key in found else None for key in keys]
+            return [decoded_json(found[key]) if key in found else None for key in keys]
 
         return self._run(read) if keys else []
 
@@ -144,27 +145,19 @@ class SqliteOnlineStore(OnlineStore):
         return self._run(write)
 
     def read_ranges(self, ranges: Sequence[TimeRange]) -> list[list[tuple[float, float | None, list | None]]]:
-        """One query per series (its entities, over the span of their ranges), split per range."""
+        """One indexed query per range; its rows are the entries as they are, payloads decoded."""
 
         def read(db: sqlite3.Connection) -> list[list[tuple[float, float | None, list | None]]]:
-            found: list[list] = [[] for _ in ranges]
-            by_series: dict[str, list[int]] = {}
-            for i, r in enumerate(ranges):
-                by_series.setdefault(r.series, []).append(i)
-            for series, indices in by_series.items():
-                wanted: dict[str, list[int]] = {}
-                for i in indices:
-                    wanted.setdefault(ranges[i].entity, []).append(i)
-                start, end = min(ranges[i].start for i in indices), max(ranges[i].end for i in indices)
+            found = []
+            for r in ranges:
                 rows = db.execute(
-                    f"SELECT entity, time, value, payload FROM entries WHERE series = ? AND time BETWEEN ? AND ? "
-                    f"AND entity IN ({','.join('?' * len(wanted))}) ORDER BY entity, time, rowid",
-                    (series, start, end, *wanted),
+                    "SELECT time, value, payload FROM entries WHERE series = ? AND entity = ? AND time BETWEEN ? AND ? "
+                    "ORDER BY time, rowid",
+                    (r.series, r.entity, r.start, r.end),
                 ).fetchall()
-                for entity, time, value, payload in rows:
-                    for i in wanted[entity]:
-                        if ranges[i].start <= time <= ranges[i].end:
-                            found[i].append((time, value, json.loads(payload) if payload is not None else None))
+                if any(payload is not None for _, _, payload in rows):
+                    rows = [(t, v, decoded_json(p) if p is not None else None) for t, v, p in rows]
+                found.append(rows)
             return found
 
         return self._run(read) if ranges else []

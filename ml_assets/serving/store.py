@@ -14,15 +14,24 @@ Times are epoch seconds (UTC). Any failure to reach or use the backend is an `On
 
 from __future__ import annotations
 
+import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
 SQLITE_FILE = "serving/online_store.db"  # under the data dir when ML_ASSETS_ONLINE_STORE is unset
+
+
+@lru_cache(maxsize=16384)
+def decoded_json(text: str):
+    """A daily row or payload from its JSON text, decoded once per distinct text: the same rows are
+    read by every request of a day. The value is shared: read it, never change it."""
+    return json.loads(text)
 
 
 class OnlineStoreError(RuntimeError):
