@@ -43,6 +43,7 @@ from ml_assets.serving.realtime import (
     flight_key,
     realtime_ranges,
     schedule_range,
+    tallies,
 )
 from ml_assets.serving.store import NamedRead, OnlineStore, StoreStatus
 
@@ -98,8 +99,8 @@ class FeatureAssembler:
 
     def assemble(self, flights: Sequence[FlightQuery]) -> list[AssembledFlight]:
         """Feature rows for the flights, in order; raises FeatureRequestError or OnlineStoreError.
-        The store is read once (`read_snapshot`): the schedules, daily rows and real-time entries of
-        every flight, and the aircraft its published schedule names where the client gave none."""
+        The store is read once (`read_snapshot`): the schedules, daily rows, real-time entries and
+        tallies of every flight, and the aircraft its published schedule names where the client gave none."""
         local = [f.sched_dep.astimezone(LOCAL) for f in flights]
         keys = [flight_key(f.carrier, f.flight, f.origin, t.date()) for f, t in zip(flights, local)]
         given = [_point(f, k, f.tailnum) for f, k in zip(flights, keys)]
@@ -114,7 +115,9 @@ class FeatureAssembler:
                       *aircraft_window(given[i]))  # fmt: skip
             for i in unnamed
         ]
-        snapshot = self.store.read_snapshot({day: list(dict.fromkeys(k)) for day, k in by_day.items()}, ranges, named)
+        counts = list(dict.fromkeys(t for p in given for t in tallies(p)))
+        daily_reads = {day: list(dict.fromkeys(k)) for day, k in by_day.items()}
+        snapshot = self.store.read_snapshot(daily_reads, ranges, named, counts)
         status = snapshot.status
         problems = [p for i, f in enumerate(flights) for p in _horizon_problems(i, f, local[i].date(), status)]
         if problems:
@@ -133,7 +136,7 @@ class FeatureAssembler:
         if problems:
             raise FeatureRequestError(problems)
 
-        view = RealtimeView(ranges[len(flights) :], snapshot.ranges[len(flights) :], aircraft)
+        view = RealtimeView(ranges[len(flights) :], snapshot.ranges[len(flights) :], dict(zip(counts, snapshot.tallies)), aircraft)
         return [
             self._assembled(f, t, point, daily[i], published[i], view.features(point), status)
             for i, (f, t, point) in enumerate(zip(flights, local, points))

@@ -29,7 +29,7 @@ from ml_assets.flights.features import (
     WEATHER_VALUES,
 )
 from ml_assets.serving.schemas import CancellationEvent, DepartureEvent, ScheduleEvent, WeatherEvent
-from ml_assets.serving.store import AppendResult, Entry, OnlineStore, StoreEvent, TimeRange
+from ml_assets.serving.store import AppendResult, Entry, OnlineStore, StoreEvent, Tally, TimeRange
 from ml_assets.settings import TIMEZONE
 
 LOCAL = ZoneInfo(TIMEZONE)  # flight dates, hours and minutes are local, as in the source
@@ -128,23 +128,32 @@ def schedule_range(point: FlightPoint) -> TimeRange:
 
 
 def _ranges(point: FlightPoint) -> list[TimeRange]:
-    at, sched = point.at, point.sched
-    recent, limit, bank = RECENT_S, ON_TIME_LIMIT_S, BANK_S
-    ranges = [TimeRange(DEPARTURES, group_entity(by, point), at - window, at) for by, window in DEPARTURE_WINDOWS.values()]
-    ranges += [
-        TimeRange(SCHEDULED, point.origin, min(at - recent - limit, sched - bank), max(at - limit, sched + bank)),
-        TimeRange(ON_TIME, point.origin, at - recent - limit, at - limit),
-        TimeRange(CANCELLED, point.origin, at - recent, at),
-        TimeRange(WEATHER, point.origin, at - TREND_S - WEATHER_MAX_AGE_S, at),
-    ]
+    """The entries a flight's as-of lookups need (weather, its aircraft's previous departure)."""
+    at = point.at
+    ranges = [TimeRange(WEATHER, point.origin, at - TREND_S - WEATHER_MAX_AGE_S, at)]
     if point.tailnum:
         ranges.append(TimeRange(AIRCRAFT, point.tailnum, at - AIRCRAFT_LOOKBACK_S, at))
     return ranges
 
 
+def tallies(point: FlightPoint) -> list[Tally]:
+    """The counts (and sums of delays) a flight's trailing windows need, in the order
+    `RealtimeView` reads them: the departure windows, then flights due, on time, cancelled, nearby."""
+    at, sched = point.at, point.sched
+    recent, limit, bank = RECENT_S, ON_TIME_LIMIT_S, BANK_S
+    windows = [Tally(DEPARTURES, group_entity(by, point), at - window, at) for by, window in DEPARTURE_WINDOWS.values()]
+    # flights due in (at - recent, at]: scheduled `limit` before, so known to be on time or late
+    return windows + [
+        Tally(SCHEDULED, point.origin, at - recent - limit, at - limit),
+        Tally(ON_TIME, point.origin, at - recent - limit, at - limit),
+        Tally(CANCELLED, point.origin, at - recent, at),
+        Tally(SCHEDULED, point.origin, sched - bank, sched + bank),
+    ]
+
+
 def realtime_ranges(points: Sequence[FlightPoint]) -> list[TimeRange]:
     """The entries a batch of flights needs: one range per series and entity, covering every flight
-    (the aircraft of a flight without a known tailnum is left to `aircraft_range`)."""
+    (the aircraft of a flight without a known tailnum is read by name, see `aircraft_window`)."""
     merged: dict[tuple[str, str], list[float]] = {}
     for point in points:
         for r in _ranges(point):
@@ -163,25 +172,20 @@ def _columns(found: list) -> tuple[list, list, list]:
 
 
 class RealtimeView:
-    """The entries read for a batch of flights (`realtime_ranges`, and per flight the aircraft its
-    published schedule names, when the client did not give it), sliced per flight."""
+    """What the store answered for a batch of flights: entries (`realtime_ranges`, and per flight
+    the aircraft its published schedule names when the client did not give it) and tallies, read
+    per flight."""
 
-    def __init__(self, ranges: Sequence[TimeRange], found: Sequence[list], aircraft: dict[str, list] | None = None):
+    def __init__(
+        self,
+        ranges: Sequence[TimeRange],
+        found: Sequence[list],
+        counted: dict[Tally, tuple[int, float]],
+        aircraft: dict[str, list] | None = None,
+    ):
         self._entries = {(r.series, r.entity): _columns(entries) for r, entries in zip(ranges, found)}
+        self._counted = counted
         self._named_aircraft = {key: _columns(entries) for key, entries in (aircraft or {}).items()}  # by flight key
-
-    def _slice(self, series: str, entity: str, after: float, upto: float) -> tuple[tuple, int, int]:
-        """The entries and the index range of those with after < time <= upto."""
-        entries = self._entries.get((series, entity), ([], [], []))
-        return entries, bisect_right(entries[0], after), bisect_right(entries[0], upto)
-
-    def count(self, series: str, entity: str, after: float, upto: float) -> int:
-        _, low, high = self._slice(series, entity, after, upto)
-        return high - low
-
-    def values(self, series: str, entity: str, after: float, upto: float) -> list[float]:
-        (_, values, _), low, high = self._slice(series, entity, after, upto)
-        return values[low:high]
 
     def latest(self, series: str, entity: str, at: float, tolerance_s: float) -> tuple | None:
         """(time, value, payload) of the latest entry with at - tolerance_s <= time <= at."""
@@ -210,21 +214,18 @@ class RealtimeView:
 
     def _departures(self, point: FlightPoint, at: float) -> dict:
         features = {}
-        for name, (by, window) in DEPARTURE_WINDOWS.items():
-            delays = self.values(DEPARTURES, group_entity(by, point), at - window, at)
-            features[f"{name}_departures"] = len(delays)
-            features[f"{name}_mean_dep_delay"] = sum(delays) / len(delays) if delays else None
+        for name, tally in zip(DEPARTURE_WINDOWS, tallies(point)):
+            count, total = self._counted[tally]
+            features[f"{name}_departures"] = count
+            features[f"{name}_mean_dep_delay"] = total / count if count else None
         return features
 
     def _origin_operations(self, point: FlightPoint, at: float) -> dict:
-        recent, limit, bank = RECENT_S, ON_TIME_LIMIT_S, BANK_S
-        # flights due in (at - recent, at]: scheduled `limit` before, so known to be on time or late
-        due = self.count(SCHEDULED, point.origin, at - recent - limit, at - limit)
-        on_time = self.count(ON_TIME, point.origin, at - recent - limit, at - limit)
+        due, on_time, cancelled, nearby = (self._counted[t][0] for t in tallies(point)[len(DEPARTURE_WINDOWS) :])
         return {
             "origin_recent_late_share": (due - on_time) / due if due > 0 else None,
-            "origin_recent_cancelled": self.count(CANCELLED, point.origin, at - recent, at),
-            "origin_scheduled_nearby": self.count(SCHEDULED, point.origin, point.sched - bank, point.sched + bank),
+            "origin_recent_cancelled": cancelled,
+            "origin_scheduled_nearby": nearby,
         }
 
     def _aircraft(self, point: FlightPoint, at: float) -> dict:

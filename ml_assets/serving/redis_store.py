@@ -31,6 +31,7 @@ from ml_assets.serving.store import (
     Rejection,
     Snapshot,
     StoreEvent,
+    Tally,
     StoreStatus,
     TimeRange,
     decoded_json,
@@ -117,6 +118,24 @@ return out
 """
 
 
+# ARGV per tally: key, after, upto. Returns per tally: count, sum of the values (as text).
+TALLY_SCRIPT = """
+local out = {}
+for i = 1, #ARGV, 3 do
+  local members = redis.call('ZRANGEBYSCORE', ARGV[i], '(' .. ARGV[i + 1], ARGV[i + 2])
+  local total = 0
+  for _, member in ipairs(members) do
+    local value = string.match(member, '^[^\\31]*\\31([^\\31]*)\\31')
+    if value and value ~= '' then total = total + tonumber(value) end
+  end
+  out[#out + 1] = #members
+  out[#out + 1] = string.format('%.17g', total)
+end
+return out
+"""
+SCRIPTS = {"named": NAMED_SCRIPT, "tally": TALLY_SCRIPT}  # run inside read_snapshot's pipeline, by digest
+
+
 class RedisOnlineStore(OnlineStore):
     def __init__(self, url: str):
         import redis
@@ -136,7 +155,7 @@ class RedisOnlineStore(OnlineStore):
         )
         self._append = self.client.register_script(APPEND_SCRIPT)
         self._dead_letter = self.client.register_script(DEAD_LETTER_SCRIPT)
-        self._named_sha = self.client.register_script(NAMED_SCRIPT).sha
+        self._shas = {name: self.client.register_script(script).sha for name, script in SCRIPTS.items()}
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -253,7 +272,12 @@ class RedisOnlineStore(OnlineStore):
     def set_coverage_start(self, start: float) -> None:
         self._run(lambda: self.client.hset(self._key("meta"), "coverage_start", repr(start)))
 
-    def read_snapshot(self, daily: dict[date, list[str]], ranges: Sequence[TimeRange], named: Sequence[NamedRead]) -> Snapshot:
+    def read_tallies(self, tallies: Sequence[Tally]) -> list[tuple[int, float]]:
+        return self.read_snapshot({}, [], [], tallies).tallies
+
+    def read_snapshot(
+        self, daily: dict[date, list[str]], ranges: Sequence[TimeRange], named: Sequence[NamedRead], tallies: Sequence[Tally]
+    ) -> Snapshot:
         import redis
 
         def read():
@@ -265,7 +289,10 @@ class RedisOnlineStore(OnlineStore):
             for r in ranges:  # raw replies: redis-py's own score parsing costs more than the rest of a request
                 pipe.execute_command("ZRANGEBYSCORE", self._key("e", r.series, r.entity), r.start, r.end, "WITHSCORES")
             if named:
-                pipe.execute_command("EVALSHA", self._named_sha, 0, *self._named_arguments(named))
+                pipe.execute_command("EVALSHA", self._shas["named"], 0, *self._named_arguments(named))
+            if tallies:
+                arguments = [a for t in tallies for a in (self._key("e", t.series, t.entity), repr(t.after), repr(t.upto))]
+                pipe.execute_command("EVALSHA", self._shas["tally"], 0, *arguments)
             return pipe.execute()
 
         try:
@@ -273,17 +300,19 @@ class RedisOnlineStore(OnlineStore):
         except OnlineStoreError as error:
             if not isinstance(error.__cause__, redis.exceptions.NoScriptError):
                 raise
-            self._named_sha = self._run(lambda: self.client.script_load(NAMED_SCRIPT))  # a restarted or flushed Redis
+            for name, script in SCRIPTS.items():  # a restarted or flushed Redis
+                self._shas[name] = self._run(lambda script=script: self.client.script_load(script))
             replies = self._run(read)
-        meta, pushes, rest = replies[0], replies[1], replies[2:]
+        meta, pushes, rest = replies[0], replies[1], iter(replies[2:])
         rows = {
-            day: {k: decoded_json(v) if v is not None else None for k, v in zip(keys, values)}
-            for (day, keys), values in zip(daily.items(), rest)
+            day: {k: decoded_json(v) if v is not None else None for k, v in zip(keys, next(rest))}
+            for day, keys in daily.items()
         }
-        found = rest[len(daily) : len(daily) + len(ranges)]
-        entries = [[(float(score), *_decoded(member)) for member, score in _pairs(reply)] for reply in found]
-        resolved = [_resolved(answer) for answer in rest[len(daily) + len(ranges) :][0]] if named else []
-        return Snapshot(_status(meta, pushes), rows, entries, resolved)
+        entries = [[(float(score), *_decoded(member)) for member, score in _pairs(next(rest))] for _ in ranges]
+        resolved = [_resolved(answer) for answer in next(rest)] if named else []
+        flat = next(rest) if tallies else []
+        counted = [(int(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)]
+        return Snapshot(_status(meta, pushes), rows, entries, resolved, counted)
 
     def _named_arguments(self, named: Sequence[NamedRead]) -> list:
         arguments: list = []

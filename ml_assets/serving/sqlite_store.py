@@ -20,6 +20,7 @@ from ml_assets.serving.store import (
     Rejection,
     Snapshot,
     StoreEvent,
+    Tally,
     StoreStatus,
     TimeRange,
     decoded_json,
@@ -33,7 +34,8 @@ CREATE INDEX IF NOT EXISTS applied_events_by_time ON applied_events (time);
 CREATE TABLE IF NOT EXISTS entries (
     series TEXT NOT NULL, entity TEXT NOT NULL, time REAL NOT NULL, event_id TEXT NOT NULL, value REAL, payload TEXT
 );
-CREATE INDEX IF NOT EXISTS entries_by_entity_time ON entries (series, entity, time);
+DROP INDEX IF EXISTS entries_by_entity_time;
+CREATE INDEX IF NOT EXISTS entries_by_entity_time_value ON entries (series, entity, time, value); -- tallies read no rows
 CREATE INDEX IF NOT EXISTS entries_by_time ON entries (time);
 CREATE TABLE IF NOT EXISTS daily (day TEXT NOT NULL, key TEXT NOT NULL, payload TEXT NOT NULL,
     PRIMARY KEY (day, key)) WITHOUT ROWID;
@@ -162,12 +164,26 @@ class SqliteOnlineStore(OnlineStore):
 
         return self._run(read) if ranges else []
 
-    def read_snapshot(self, daily: dict[date, list[str]], ranges: Sequence[TimeRange], named: Sequence[NamedRead]) -> Snapshot:
+    def read_tallies(self, tallies: Sequence[Tally]) -> list[tuple[int, float]]:
+        def read(db: sqlite3.Connection) -> list[tuple[int, float]]:
+            return [
+                db.execute(
+                    "SELECT count(*), total(value) FROM entries WHERE series = ? AND entity = ? AND time > ? AND time <= ?",
+                    (t.series, t.entity, t.after, t.upto),
+                ).fetchone()
+                for t in tallies
+            ]
+
+        return self._run(read) if tallies else []
+
+    def read_snapshot(
+        self, daily: dict[date, list[str]], ranges: Sequence[TimeRange], named: Sequence[NamedRead], tallies: Sequence[Tally]
+    ) -> Snapshot:
         """In one read transaction: a consistent snapshot while the feed writes."""
         db = self._connection()
         self._run(lambda db: db.execute("BEGIN"))
         try:
-            return super().read_snapshot(daily, ranges, named)
+            return super().read_snapshot(daily, ranges, named, tallies)
         finally:
             if db.in_transaction:
                 db.execute("COMMIT")

@@ -72,6 +72,16 @@ class TimeRange:
 
 
 @dataclass(frozen=True)
+class Tally:
+    """How many entries of (series, entity) lie in after < time <= upto, and the sum of their values."""
+
+    series: str
+    entity: str
+    after: float
+    upto: float
+
+
+@dataclass(frozen=True)
 class NamedRead:
     """Reads keyed by an entity that another entry names, resolved by the store in the same round
     trip: the latest entry of `source` names it at `payload[field]`; then the daily row
@@ -91,13 +101,14 @@ Entries = list[tuple[float, float | None, list | None]]  # (time, value, payload
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What one request reads: the status, daily rows by day and key, entries per range, and per
-    named read (entity or None, its daily row, its entries)."""
+    """What one request reads: the status, daily rows by day and key, entries per range, per named
+    read (entity or None, its daily row, its entries), and per tally (count, sum of values)."""
 
     status: StoreStatus
     daily: dict[date, dict[str, dict | None]]
     ranges: list[Entries]
     named: list[tuple[str | None, dict | None, Entries]]
+    tallies: list[tuple[int, float]]
 
 
 @dataclass(frozen=True)
@@ -158,7 +169,13 @@ class OnlineStore(ABC):
     def read_ranges(self, ranges: Sequence[TimeRange]) -> list[list[tuple[float, float | None, list | None]]]:
         """For each range, its entries as (time, value, payload), oldest first."""
 
-    def read_snapshot(self, daily: dict[date, list[str]], ranges: Sequence[TimeRange], named: Sequence[NamedRead]) -> Snapshot:
+    @abstractmethod
+    def read_tallies(self, tallies: Sequence[Tally]) -> list[tuple[int, float]]:
+        """For each tally, (count, sum of values) of its entries."""
+
+    def read_snapshot(
+        self, daily: dict[date, list[str]], ranges: Sequence[TimeRange], named: Sequence[NamedRead], tallies: Sequence[Tally]
+    ) -> Snapshot:
         """Everything a request reads at once (a backend answers it in one round trip)."""
         found = self.read_ranges([*ranges, *(n.source for n in named)])
         return Snapshot(
@@ -166,6 +183,7 @@ class OnlineStore(ABC):
             {day: dict(zip(keys, self.read_daily(day, keys))) for day, keys in daily.items()},
             found[: len(ranges)],
             [self._named(n, source) for n, source in zip(named, found[len(ranges) :])],
+            self.read_tallies(tallies),
         )
 
     def _named(self, read: NamedRead, source: Entries) -> tuple[str | None, dict | None, Entries]:

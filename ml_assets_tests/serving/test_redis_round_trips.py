@@ -76,9 +76,9 @@ def test_a_batch_is_one_round_trip(warm_redis, queries):
 
 
 def test_a_redis_that_lost_its_scripts_is_answered_after_one_reload(warm_redis, queries):
-    warm_redis._named_sha = "0" * 40  # as after a restart: the server knows no such script
+    warm_redis._shas = {name: "0" * 40 for name in warm_redis._shas}  # as after a restart: no such scripts
 
     (assembled,) = FeatureAssembler(warm_redis).assemble([without_tailnum(queries[0])])
 
     assert assembled.features == FeatureAssembler(warm_redis).assemble(queries[:1])[0].features
-    assert warm_redis._named_sha != "0" * 40
+    assert "0" * 40 not in warm_redis._shas.values()
