@@ -6,7 +6,7 @@ registry. Every server listens on 127.0.0.1 in processes of its own (ours with `
 load generator (`load_generator.py`) runs in another, each step is bounded in time, and everything
 is stopped at the end. Each run, steps of `duration` seconds:
 - `mlflow models serve` on full feature vectors, one per request, at rising rates until one it
-  does not sustain (a failed request, under 95 % of the rate achieved, or p99 over 1 s);
+  does not sustain (a failed request, under 95 % of the rate achieved, or a p99 over 250 ms);
 - one-flight predictions with feature assembly (POST /v1/predict) on the SQLite and the Redis
   store, and our Open Inference Protocol route on full vectors, at the target rates and the highest
   rate mlflow sustained;
@@ -43,6 +43,8 @@ TARGET_P99_MS = {300: 10.0, 500: 25.0}
 TARGET_BATCH_PREDICTIONS_PER_S = 5000
 TARGET_MLFLOW_RATIO = 20
 CPU_CALLS = {1: 1500, BATCH: 40}  # in-process predict calls per batch size
+SUSTAINED_P99_MS = 250.0  # mlflow's own p99 at a rate it keeps up with is some 30-50 ms here
+MIN_REQUESTS = 200
 
 
 def _free_port() -> int:
@@ -159,9 +161,16 @@ def _load(url: str, bodies: Path, rate: float, duration: float, connections: int
 
 
 def sustained(result: dict) -> bool:
-    """The server kept up with an open-loop rate: nothing failed, 95 % of the rate achieved, p99 <= 1 s."""
+    """The server kept up with an open-loop rate: nothing failed, 95 % of the rate achieved, and a
+    p99 within SUSTAINED_P99_MS (a queue that grows through the step ends far beyond it)."""
     p99 = result["latency_ms"].get("p99")
-    return result["failed"] == 0 and result["achieved_rate"] >= 0.95 * result["offered_rate"] and p99 is not None and p99 <= 1000
+    enough = result["achieved_rate"] >= 0.95 * result["offered_rate"]
+    return result["failed"] == 0 and enough and p99 is not None and p99 <= SUSTAINED_P99_MS
+
+
+def step_seconds(rate: float, duration: float) -> float:
+    """A step lasts `duration`, or long enough for MIN_REQUESTS requests at a low rate (a p99 of them)."""
+    return max(duration, MIN_REQUESTS / rate) if rate else duration
 
 
 def run(rates: list[float], duration: float = 5.0, runs: int = 1, workers: int = 2) -> dict:
@@ -210,7 +219,7 @@ def run(rates: list[float], duration: float = 5.0, runs: int = 1, workers: int =
             base = start("mlflow", mlflow_command, base_env, "/ping")
             try:
                 _load(base + "/invocations", path, 20, 2, 16, scratch)  # warm up
-                return _load(base + "/invocations", path, rate, duration, connections, scratch)
+                return _load(base + "/invocations", path, rate, step_seconds(rate, duration), connections, scratch)
             finally:
                 _stop(servers.pop("mlflow")[0])
 
@@ -264,7 +273,7 @@ def _one_run(number, rates, duration, targets, batches, bodies, mlflow_step, scr
         figures["mlflow_sustained_rate"] = rate
     for rate in sorted({*map(int, rates), *([figures["mlflow_sustained_rate"]] if figures["mlflow_sustained_rate"] else [])}):
         for name, (url, path) in targets.items():
-            result = _load(url, path, rate, duration, 64, scratch)
+            result = _load(url, path, rate, step_seconds(rate, duration), 64, scratch)
             figures["steps"].setdefault(name, {})[str(rate)] = result
             print(_line(name, result), flush=True)
     print(f"Batches of {BATCH}, closed loop ({BATCH_CONNECTIONS} connections): predictions/s")

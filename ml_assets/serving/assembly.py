@@ -115,7 +115,8 @@ class FeatureAssembler:
                       *aircraft_window(given[i]))  # fmt: skip
             for i in unnamed
         ]
-        counts = list(dict.fromkeys(t for p in given for t in tallies(p)))
+        per_flight = [tallies(p) for p in given]  # the tailnum does not change them
+        counts = list(dict.fromkeys(t for flight_tallies in per_flight for t in flight_tallies))
         daily_reads = {day: list(dict.fromkeys(k)) for day, k in by_day.items()}
         snapshot = self.store.read_snapshot(daily_reads, ranges, named, counts)
         status = snapshot.status
@@ -138,7 +139,7 @@ class FeatureAssembler:
 
         view = RealtimeView(ranges[len(flights) :], snapshot.ranges[len(flights) :], dict(zip(counts, snapshot.tallies)), aircraft)
         return [
-            self._assembled(f, t, point, daily[i], published[i], view.features(point), status)
+            self._assembled(f, t, point, daily[i], published[i], view.features(point, per_flight[i]), status)
             for i, (f, t, point) in enumerate(zip(flights, local, points))
         ]
 

@@ -191,12 +191,13 @@ class RealtimeView:
         """(time, value, payload) of the latest entry with at - tolerance_s <= time <= at."""
         return _latest(self._entries.get((series, entity), ([], [], [])), at, tolerance_s)
 
-    def features(self, point: FlightPoint) -> dict:
+    def features(self, point: FlightPoint, counts: list[Tally]) -> dict:
+        """The flight's real-time features; `counts` are its `tallies(point)`."""
         at = point.at
         return (
             self._weather(point.origin, at)
-            | self._departures(point, at)
-            | self._origin_operations(point, at)
+            | self._departures(counts)
+            | self._origin_operations(counts)
             | self._aircraft(point, at)
         )
 
@@ -212,16 +213,16 @@ class RealtimeView:
             features[f"wx_{v}_delta_{TREND_HOURS}h"] = now - then if now is not None and then is not None else None
         return features
 
-    def _departures(self, point: FlightPoint, at: float) -> dict:
+    def _departures(self, counts: list[Tally]) -> dict:
         features = {}
-        for name, tally in zip(DEPARTURE_WINDOWS, tallies(point)):
+        for name, tally in zip(DEPARTURE_WINDOWS, counts):
             count, total = self._counted[tally]
             features[f"{name}_departures"] = count
             features[f"{name}_mean_dep_delay"] = total / count if count else None
         return features
 
-    def _origin_operations(self, point: FlightPoint, at: float) -> dict:
-        due, on_time, cancelled, nearby = (self._counted[t][0] for t in tallies(point)[len(DEPARTURE_WINDOWS) :])
+    def _origin_operations(self, counts: list[Tally]) -> dict:
+        due, on_time, cancelled, nearby = (self._counted[t][0] for t in counts[len(DEPARTURE_WINDOWS) :])
         return {
             "origin_recent_late_share": (due - on_time) / due if due > 0 else None,
             "origin_recent_cancelled": cancelled,
