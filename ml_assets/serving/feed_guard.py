@@ -29,7 +29,7 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from ml_assets.serving.daily_features import CATALOG, FLEET
 from ml_assets.serving.realtime import LOCAL, FlightPoint, flight_key, ingest, schedule_range
-from ml_assets.serving.schemas import CancellationEvent, DepartureEvent, ScheduleEvent, WeatherEvent
+from ml_assets.serving.schemas import DepartureEvent, ScheduleEvent, WeatherEvent
 from ml_assets.serving.store import AppendResult, OnlineStore, Rejection, StoreStatus
 
 LIVE, REPLAY = "live", "replay"

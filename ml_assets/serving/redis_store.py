@@ -118,18 +118,50 @@ return out
 """
 
 
-# ARGV per tally: key, after, upto. Returns per tally: count, sum of the values (as text).
+# ARGV per tally: key, after, upto. Returns per tally: count, sum of the values (as text). Each key's
+# entries are read once, over the span of its tallies, into times and prefix sums of the values; a
+# tally is then two binary searches (a batch asks many windows of the same few keys).
 TALLY_SCRIPT = """
+local spans, order = {}, {}
+for i = 1, #ARGV, 3 do
+  local key, after, upto = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local span = spans[key]
+  if not span then
+    span = {after = after, upto = upto}
+    spans[key] = span
+    order[#order + 1] = key
+  else
+    span.after, span.upto = math.min(span.after, after), math.max(span.upto, upto)
+  end
+end
+for _, key in ipairs(order) do
+  local span = spans[key]
+  local found = redis.call('ZRANGEBYSCORE', key, '(' .. string.format('%.17g', span.after),
+                           string.format('%.17g', span.upto), 'WITHSCORES')
+  local times, prefix = {}, {[0] = 0}
+  for j = 1, #found, 2 do
+    local n = (j + 1) / 2
+    times[n] = tonumber(found[j + 1])
+    local value = string.match(found[j], '^[^\\31]*\\31([^\\31]*)\\31')
+    prefix[n] = prefix[n - 1] + ((value and value ~= '') and tonumber(value) or 0)
+  end
+  span.times, span.prefix = times, prefix
+end
+local function upto_count(times, t)  -- how many times are <= t
+  local low, high = 0, #times
+  while low < high do
+    local middle = math.floor((low + high + 1) / 2)
+    if times[middle] <= t then low = middle else high = middle - 1 end
+  end
+  return low
+end
 local out = {}
 for i = 1, #ARGV, 3 do
-  local members = redis.call('ZRANGEBYSCORE', ARGV[i], '(' .. ARGV[i + 1], ARGV[i + 2])
-  local total = 0
-  for _, member in ipairs(members) do
-    local value = string.match(member, '^[^\\31]*\\31([^\\31]*)\\31')
-    if value and value ~= '' then total = total + tonumber(value) end
-  end
-  out[#out + 1] = #members
-  out[#out + 1] = string.format('%.17g', total)
+  local span = spans[ARGV[i]]
+  local low = upto_count(span.times, tonumber(ARGV[i + 1]))
+  local high = upto_count(span.times, tonumber(ARGV[i + 2]))
+  out[#out + 1] = high - low
+  out[#out + 1] = string.format('%.17g', span.prefix[high] - span.prefix[low])
 end
 return out
 """

@@ -53,6 +53,13 @@ def without_tailnum(query: FlightQuery) -> FlightQuery:
     return FlightQuery(query.carrier, query.flight, query.origin, query.dest, query.sched_dep, None)
 
 
+def same_features(a: dict, b: dict) -> bool:
+    """Equal, numbers to 1e-9 (a batch's sums of delays come from prefix sums over a longer span)."""
+    return a.keys() == b.keys() and all(
+        a[k] == pytest.approx(b[k], abs=1e-9) if isinstance(a[k], float) else a[k] == b[k] for k in a
+    )
+
+
 def test_one_flight_is_one_round_trip_with_or_without_its_tailnum(warm_redis, queries):
     round_trips(warm_redis, [queries[1], without_tailnum(queries[2])])  # connects, loads the script: once
 
@@ -70,8 +77,11 @@ def test_a_batch_is_one_round_trip(warm_redis, queries):
     count, assembled = round_trips(warm_redis, mixed)
     _, expected = round_trips(warm_redis, queries)
 
+    one_by_one = [FeatureAssembler(warm_redis).assemble([q])[0] for q in queries]
+
     assert count == 1
     assert [a.features for a in assembled] == [a.features for a in expected]
+    assert all(same_features(a.features, b.features) for a, b in zip(expected, one_by_one))
     assert sum(a.features["plane_seats"] is not None for a in assembled[::2]) > 10  # resolved aircraft rows
 
 
