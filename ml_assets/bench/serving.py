@@ -173,7 +173,7 @@ def step_seconds(rate: float, duration: float) -> float:
     return max(duration, MIN_REQUESTS / rate) if rate else duration
 
 
-def run(rates: list[float], duration: float = 5.0, runs: int = 1, workers: int = 2) -> dict:
+def run(rates: list[float], duration: float = 3.0, runs: int = 1, workers: int = 2) -> dict:
     from ml_assets.models.registry import CHAMPION, ModelRegistry
     from ml_assets.resources.mlflow import local_mlflow
     from ml_assets.serving.redis_store import RedisOnlineStore

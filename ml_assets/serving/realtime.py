@@ -144,10 +144,10 @@ def tallies(point: FlightPoint) -> list[Tally]:
     windows = [Tally(DEPARTURES, group_entity(by, point), at - window, at) for by, window in DEPARTURE_WINDOWS.values()]
     # flights due in (at - recent, at]: scheduled `limit` before, so known to be on time or late
     return windows + [
-        Tally(SCHEDULED, point.origin, at - recent - limit, at - limit),
-        Tally(ON_TIME, point.origin, at - recent - limit, at - limit),
-        Tally(CANCELLED, point.origin, at - recent, at),
-        Tally(SCHEDULED, point.origin, sched - bank, sched + bank),
+        Tally(SCHEDULED, point.origin, at - recent - limit, at - limit, summed=False),
+        Tally(ON_TIME, point.origin, at - recent - limit, at - limit, summed=False),
+        Tally(CANCELLED, point.origin, at - recent, at, summed=False),
+        Tally(SCHEDULED, point.origin, sched - bank, sched + bank, summed=False),
     ]
 
 

@@ -118,34 +118,43 @@ return out
 """
 
 
-# ARGV per tally: key, after, upto. Returns per tally: count, sum of the values (as text). Each key's
-# entries are read once, over the span of its tallies, into times and prefix sums of the values; a
-# tally is then two binary searches (a batch asks many windows of the same few keys).
+# ARGV per tally: key, after, upto, summed (1/0). Returns per tally: count, sum of the values (as
+# text). A key whose tallies are counts only is answered by ZCOUNT; the others' entries are read
+# once, over the span of their tallies, into times and prefix sums of the values, and each tally is
+# then two binary searches (a batch asks many windows of the same few keys).
 TALLY_SCRIPT = """
 local spans, order = {}, {}
-for i = 1, #ARGV, 3 do
+for i = 1, #ARGV, 4 do
   local key, after, upto = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   local span = spans[key]
   if not span then
-    span = {after = after, upto = upto}
+    span = {after = after, upto = upto, summed = false, tallies = 1}
     spans[key] = span
     order[#order + 1] = key
   else
     span.after, span.upto = math.min(span.after, after), math.max(span.upto, upto)
+    span.tallies = span.tallies + 1
   end
+  span.summed = span.summed or ARGV[i + 3] == '1'
 end
 for _, key in ipairs(order) do
   local span = spans[key]
-  local found = redis.call('ZRANGEBYSCORE', key, '(' .. string.format('%.17g', span.after),
-                           string.format('%.17g', span.upto), 'WITHSCORES')
-  local times, prefix = {}, {[0] = 0}
-  for j = 1, #found, 2 do
-    local n = (j + 1) / 2
-    times[n] = tonumber(found[j + 1])
-    local value = string.match(found[j], '^[^\\31]*\\31([^\\31]*)\\31')
-    prefix[n] = prefix[n - 1] + ((value and value ~= '') and tonumber(value) or 0)
+  if span.summed then
+    local low, high = '(' .. string.format('%.17g', span.after), string.format('%.17g', span.upto)
+    local single = span.tallies == 1  -- its one window is the span: no times needed
+    local found = single and redis.call('ZRANGEBYSCORE', key, low, high)
+                         or redis.call('ZRANGEBYSCORE', key, low, high, 'WITHSCORES')
+    local step = single and 1 or 2
+    local times, prefix = {}, {[0] = 0}
+    for j = 1, #found, step do
+      local n, member = (j + step - 1) / step, found[j]
+      times[n] = single and span.upto or tonumber(found[j + 1])
+      local first = string.find(member, '\\31', 1, true)
+      local second = string.find(member, '\\31', first + 1, true)
+      prefix[n] = prefix[n - 1] + (tonumber(string.sub(member, first + 1, second - 1)) or 0)
+    end
+    span.times, span.prefix = times, prefix
   end
-  span.times, span.prefix = times, prefix
 end
 local function upto_count(times, t)  -- how many times are <= t
   local low, high = 0, #times
@@ -156,12 +165,17 @@ local function upto_count(times, t)  -- how many times are <= t
   return low
 end
 local out = {}
-for i = 1, #ARGV, 3 do
+for i = 1, #ARGV, 4 do
   local span = spans[ARGV[i]]
-  local low = upto_count(span.times, tonumber(ARGV[i + 1]))
-  local high = upto_count(span.times, tonumber(ARGV[i + 2]))
-  out[#out + 1] = high - low
-  out[#out + 1] = string.format('%.17g', span.prefix[high] - span.prefix[low])
+  if span.summed then
+    local low = upto_count(span.times, tonumber(ARGV[i + 1]))
+    local high = upto_count(span.times, tonumber(ARGV[i + 2]))
+    out[#out + 1] = high - low
+    out[#out + 1] = ARGV[i + 3] == '1' and string.format('%.17g', span.prefix[high] - span.prefix[low]) or '0'
+  else
+    out[#out + 1] = redis.call('ZCOUNT', ARGV[i], '(' .. ARGV[i + 1], ARGV[i + 2])
+    out[#out + 1] = '0'
+  end
 end
 return out
 """
@@ -323,7 +337,8 @@ class RedisOnlineStore(OnlineStore):
             if named:
                 pipe.execute_command("EVALSHA", self._shas["named"], 0, *self._named_arguments(named))
             if tallies:
-                arguments = [a for t in tallies for a in (self._key("e", t.series, t.entity), repr(t.after), repr(t.upto))]
+                arguments = [a for t in tallies
+                             for a in (self._key("e", t.series, t.entity), repr(t.after), repr(t.upto), int(t.summed))]  # fmt: skip
                 pipe.execute_command("EVALSHA", self._shas["tally"], 0, *arguments)
             return pipe.execute()
 

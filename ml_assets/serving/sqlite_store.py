@@ -168,7 +168,8 @@ class SqliteOnlineStore(OnlineStore):
         def read(db: sqlite3.Connection) -> list[tuple[int, float]]:
             return [
                 db.execute(
-                    "SELECT count(*), total(value) FROM entries WHERE series = ? AND entity = ? AND time > ? AND time <= ?",
+                    f"SELECT count(*), {'total(value)' if t.summed else '0.0'} FROM entries "
+                    "WHERE series = ? AND entity = ? AND time > ? AND time <= ?",
                     (t.series, t.entity, t.after, t.upto),
                 ).fetchone()
                 for t in tallies

@@ -73,12 +73,14 @@ class TimeRange:
 
 @dataclass(frozen=True)
 class Tally:
-    """How many entries of (series, entity) lie in after < time <= upto, and the sum of their values."""
+    """How many entries of (series, entity) lie in after < time <= upto, and the sum of their values
+    (0 unless `summed`: a count alone is cheaper to answer)."""
 
     series: str
     entity: str
     after: float
     upto: float
+    summed: bool = True
 
 
 @dataclass(frozen=True)

@@ -91,9 +91,10 @@ def test_tallies_count_and_sum_the_entries_after_one_time_up_to_another(store):
         Tally("departures", "origin=JFK", 0.0, 1060.0),
         Tally("scheduled", "JFK", 999.0, 1000.0),  # entries without values: sum 0
         Tally("departures", "origin=LGA", 0.0, 1e12),
+        Tally("departures", "origin=JFK", 0.0, 1060.0, summed=False),  # a count alone
     ])  # fmt: skip
 
-    assert counted == [(2, 27.5), (2, 35.0), (1, 0.0), (0, 0.0)]
+    assert counted == [(2, 27.5), (2, 35.0), (1, 0.0), (0, 0.0), (2, 0.0)]
 
 
 def test_watermark_and_coverage_come_from_progress_events_only(store):
