@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
     serving = suites.add_parser("serving", help="the online service under load, against `mlflow models serve`")
     serving.add_argument("--rates", default="300,500", help="fixed request rates, per second")
-    serving.add_argument("--duration", type=float, default=3.0, help="seconds per load step (at least 200 requests)")
+    serving.add_argument("--duration", type=float, default=3.0, help="seconds per load step (low rates: long enough for 200 requests)")
     serving.add_argument("--runs", type=int, default=1, help="repetitions; the figures are their medians")
     serving.add_argument("--workers", type=int, default=2, help="worker processes of our service")
     serving.add_argument("--json", help="also write the figures to this file")
