@@ -6,11 +6,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo dev live replay serve test mutation bench lock clean checkov gpu-smoke-bundle
+.PHONY: install demo dev live replay serve test test-tools mutation bench lock clean checkov gpu-smoke-bundle
 
 # The live loop runs on its own data folder, landing zone and Dagster instance.
 LIVE_DIR := $(CURDIR)/data/live
-LIVE_ENV := ML_ASSETS_DATA_DIR=$(LIVE_DIR) ML_ASSETS_LANDING_DIR=$(LIVE_DIR)/landing DAGSTER_HOME=$(LIVE_DIR)/dagster_home
+LIVE_ENV := ML_ASSETS_DATA_DIR=$(LIVE_DIR) ML_ASSETS_LANDING_DIR=$(LIVE_DIR)/landing DAGSTER_HOME=$(LIVE_DIR)/dagster_home ML_ASSETS_FEED_CLOCK=landing
 REPLAY ?= --days 21 --shift schedule+180 --shift-from 2013-10-10
 
 install: $(VENV)/.installed
@@ -47,7 +47,7 @@ serve: install
 # The suite on TEST_WORKERS processes (pytest-xdist), each test file whole on one of them (its
 # module fixtures built once); TEST_WORKERS=0 runs it in this process.
 TEST_WORKERS ?= 2
-test: install checkov
+test: install checkov test-tools
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Mutation testing of the modules that guard data and models: mutmut's mutants, each judged by the
@@ -56,6 +56,21 @@ test: install checkov
 MUTATION ?= --jobs 2
 mutation: install
 	$(BIN)/python -m ml_assets_tests.mutation.driver $(MUTATION)
+
+# Debian's prometheus (promtool checks and unit-tests the alert rules) and chromium (renders the
+# service's /docs page), installed when missing; without root, the command to run is printed.
+MISSING_TEST_TOOLS := $(if $(shell command -v promtool),,prometheus) $(if $(wildcard /usr/bin/chromium),,chromium)
+test-tools:
+ifneq ($(strip $(MISSING_TEST_TOOLS)),)
+	@if [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian's $(strip $(MISSING_TEST_TOOLS)) for the tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(MISSING_TEST_TOOLS) > /dev/null; \
+	else \
+	  echo "the tests need Debian's $(strip $(MISSING_TEST_TOOLS)): sudo apt-get install -y $(MISSING_TEST_TOOLS)" >&2; exit 1; \
+	fi
+else
+	@true
+endif
 
 # checkov (the Kubernetes manifests' checks) in a venv of its own, exactly as .ci/checkov.lock pins
 # it: it cannot share the project's venv (pip backtracks to an ancient 2.x against our lock).

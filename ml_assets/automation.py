@@ -18,7 +18,7 @@ latest time window" of the daily partitions is 2013-12-31 and a cron would see n
 
 import dagster as dg
 
-from ml_assets.run_tags import AUTOMATION_RUN_TAGS
+from ml_assets.run_tags import AUTOMATION_RUN_TAGS, WEEKLY_AUTOMATION_RUN_TAGS
 
 AC = dg.AutomationCondition
 
@@ -38,12 +38,21 @@ def ready(condition: dg.AutomationCondition) -> dg.AutomationCondition:
     )
 
 
+def blocking_checks_passed() -> dg.AutomationCondition:
+    """Every input's blocking checks passed, and no input partition the target reads failed one.
+    Dagster's `all_deps_blocking_checks_passed` holds when any partition of a dependency's window
+    passed (a 29-day window with one failed day passes it), hence the second half."""
+    failed_day = AC.any_checks_match(AC.check_failed(), blocking_only=True)
+    return (
+        AC.all_deps_blocking_checks_passed() & ~AC.any_deps_match(failed_day).with_label("an input day failed a blocking check")
+    ).with_label("blocking checks passed")
+
+
 def follows_upstream() -> dg.AutomationCondition:
     """Run again whenever an input changed (since this target last ran or was requested), once
     the inputs are ready and their blocking checks passed."""
     return ready(
-        AC.any_deps_updated().ignore(NOT_TRIGGERS).since_last_handled()
-        & AC.all_deps_blocking_checks_passed()
+        AC.any_deps_updated().ignore(NOT_TRIGGERS).since_last_handled() & blocking_checks_passed()
     ).with_label("follows upstream")
 
 
@@ -51,7 +60,7 @@ def runs_once_when_complete() -> dg.AutomationCondition:
     """Run a target that was never materialized, when an input changes and all are present
     (a week's training once the last day of its window has landed)."""
     return ready(
-        AC.missing() & AC.any_deps_updated().since_last_handled() & AC.all_deps_blocking_checks_passed()
+        AC.missing() & AC.any_deps_updated().since_last_handled() & blocking_checks_passed()
     ).with_label("once, when its window is complete")
 
 
@@ -61,11 +70,13 @@ def follows_promotions() -> dg.AutomationCondition:
 
 
 def check_follows_upstream() -> dg.AutomationCondition:
-    """A check runs when its asset's partition or an input changed, once they are present and
-    none is being written (a drift check must not read the day before its predictions land)."""
+    """A check runs when its asset's partition or an input changed, once every partition it reads
+    has been written and none is being written or requested on this tick: a request of this tick
+    may become a run of its own (a multi-day backfill does), so a check requested beside it could
+    read the day before its predictions land."""
     return (
         AC.any_deps_updated().ignore(NOT_TRIGGERS).since_last_handled()
-        & ~AC.any_deps_missing().ignore(NOT_TRIGGERS)
+        & ~AC.any_deps_match(AC.missing() | AC.will_be_requested()).ignore(NOT_TRIGGERS)
         & ~AC.any_deps_in_progress()
         & ~AC.in_progress()
     ).with_label("follows upstream")
@@ -90,11 +101,22 @@ def with_automation(spec: dg.AssetSpec) -> dg.AssetSpec:
     return spec.replace_attributes(automation_condition=condition()) if condition else spec
 
 
+# The weekly chain has a sensor of its own so its runs carry the weekly workload tag (the run queue
+# runs one at a time); the daily chain and the monitoring keep theirs.
+WEEKLY_CHAIN = dg.AssetSelection.groups("training", "evaluation")
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "automation",
-    target=dg.AssetSelection.all(include_sources=False),
+    target=dg.AssetSelection.all(include_sources=False) - WEEKLY_CHAIN,
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
     run_tags=AUTOMATION_RUN_TAGS,
-    description="Evaluates the declarative automation of the daily chain, the monitoring and the weekly models.",
+    description="Evaluates the declarative automation of the daily chain and the monitoring.",
+)
+weekly_automation_sensor = dg.AutomationConditionSensorDefinition(
+    "weekly_automation",
+    target=WEEKLY_CHAIN,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    run_tags=WEEKLY_AUTOMATION_RUN_TAGS,
+    description="Evaluates the declarative automation of the weekly models, their evaluation and the promotion gate.",
 )

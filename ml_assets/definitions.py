@@ -1,5 +1,7 @@
 """The `ml_assets` code location: every layer's assets, checks and resources in one place."""
 
+import warnings
+
 import dagster as dg
 
 from ml_assets.assets.evaluation import evaluation_assets
@@ -10,15 +12,21 @@ from ml_assets.assets.processed import processed_assets
 from ml_assets.assets.raw import raw_assets
 from ml_assets.assets.serving import serving_assets
 from ml_assets.assets.training import training_assets
-from ml_assets.automation import automation_sensor, with_automation
+from ml_assets.automation import automation_sensor, weekly_automation_sensor, with_automation
 from ml_assets.freshness import partition_freshness, with_freshness
 from ml_assets.resources import executor_for_env, resources_for_env
+from ml_assets.run_tags import WEEKLY_WORKLOAD
 from ml_assets.sensors import (
     check_failure_alerts,
     landing_zone_sensor,
     retraining_sensor,
     run_failure_alerts,
+    step_failure_alert,
 )
+
+# `daily_chain` mixes the data layers' single-run backfill policy with the monitoring assets'
+# one-day-per-run: Dagster warns and takes one day per run, which is what the chain is for.
+warnings.filterwarnings("ignore", message="Asset job daily_chain materializes assets with varying BackfillPolicies")
 
 data_assets = [*raw_assets, *processed_assets, flight_features]
 daily_assets = [a for a in data_assets if a.partitions_def is not None]
@@ -31,7 +39,7 @@ defs = dg.Definitions(
     assets=[*data_assets, *model_assets, *loop_assets, *serving_assets],
     asset_checks=[*freshness_checks, *monitoring_checks],
     sensors=[
-        freshness_sensor, landing_zone_sensor, automation_sensor,
+        freshness_sensor, landing_zone_sensor, automation_sensor, weekly_automation_sensor,
         retraining_sensor, check_failure_alerts, run_failure_alerts,
     ],  # fmt: skip
     jobs=[
@@ -49,6 +57,14 @@ defs = dg.Definitions(
             description="Daily raw → processed → features for a day range, in one run.",
         ),
         dg.define_asset_job(
+            "daily_chain",
+            hooks={step_failure_alert},  # a failed step alerts at once
+            selection=dg.AssetSelection.assets(*daily_assets, batch_predictions)  # with their checks, drift included
+            - dg.AssetSelection.checks(*freshness_checks),
+            description="A landed day end to end in one run: raw → processed → features → batch predictions "
+            "→ drift checks (the landing-zone sensor's job).",
+        ),
+        dg.define_asset_job(
             "daily_monitoring",
             selection=dg.AssetSelection.assets("batch_predictions", "live_performance")
             | dg.AssetSelection.checks(*monitoring_checks),
@@ -58,12 +74,14 @@ defs = dg.Definitions(
         dg.define_asset_job(
             "retrain_models",
             selection=dg.AssetSelection.assets(*training_assets),
+            tags=WEEKLY_WORKLOAD,
             description="A week's training set and models again (monitoring asked); evaluation and "
             "promotion follow by automation once the week's days are in.",
         ),
         dg.define_asset_job(
             "weekly_models",
             selection=dg.AssetSelection.assets(*model_assets),  # weekly: the partitions come with them
+            tags=WEEKLY_WORKLOAD,
             description="A week's training set, LightGBM and torch models, evaluation and promotion gate.",
         ),
     ],

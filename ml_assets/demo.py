@@ -67,14 +67,16 @@ def model_summary(results: list[dg.ExecuteInProcessResult]) -> str:
 
 
 def summary(results: list[dg.ExecuteInProcessResult]) -> str:
-    """One line per asset: rows, quarantined rows, data version, check outcomes."""
-    checks: dict[str, list[str]] = {}
-    evaluations = [e for r in results for e in r.get_asset_check_evaluations()]
-    for evaluation in evaluations:
-        mark = "ok" if evaluation.passed else f"{evaluation.severity.value.lower()}"
-        checks.setdefault(evaluation.asset_key.to_user_string(), []).append(
-            f"{evaluation.check_name}:{mark}"
-        )
+    """One line per asset: rows, quarantined rows, data version, check outcomes (a check of each
+    day: `ok`, or how many days failed and with which severity)."""
+    outcomes: dict[str, dict[str, list]] = {}
+    for evaluation in [e for r in results for e in r.get_asset_check_evaluations()]:
+        by_check = outcomes.setdefault(evaluation.asset_key.to_user_string(), {})
+        by_check.setdefault(evaluation.check_name, []).append(evaluation)
+    checks = {
+        asset: [f"{name}:{_outcome(evaluations)}" for name, evaluations in by_check.items()]
+        for asset, by_check in outcomes.items()
+    }
     lines = [f"\n{'asset':<18}{'rows':>10}{'quarantined':>13}  {'data version':<32}checks"]
     for event in [e for r in results for e in r.get_asset_materialization_events()]:
         materialization = event.materialization
@@ -91,3 +93,11 @@ def summary(results: list[dg.ExecuteInProcessResult]) -> str:
             f"{' '.join(checks.get(key, []))}"
         )
     return "\n".join(lines)
+
+
+def _outcome(evaluations: list) -> str:
+    failed = [e for e in evaluations if not e.passed]
+    if not failed:
+        return "ok"
+    severity = failed[0].severity.value.lower()
+    return severity if len(evaluations) == 1 else f"{severity} on {len(failed)} of {len(evaluations)} days"

@@ -47,11 +47,11 @@ def setup(until: date, weeks: int = 1) -> bool:
     from ml_assets.resources.sources import EmbeddedNycflights13
     from ml_assets.runs import ensure_dagster_home, model_weeks, run_data_layers, run_in_order, run_weekly_models
 
+    ensure_dagster_home()
     if state_path().exists():
         done = json.loads(state_path().read_text())
         print(f"live environment already set up until {done['until']} (remove {state_path()} to redo)")
         return True
-    ensure_dagster_home()
     instance = dg.DagsterInstance.get()
     write_static_files(landing_dir())
     print(f"live setup: data layers {YEAR_START}..{until} from the embedded data ...", flush=True)
@@ -59,7 +59,7 @@ def setup(until: date, weeks: int = 1) -> bool:
     print(summary(results))
     chosen = model_weeks(YEAR_START, until, weeks, DEFAULT_WINDOW_WEEKS)
     print(f"\nlive setup: weekly models of {', '.join(chosen)} (the first champion) ...", flush=True)
-    results += (trained := run_weekly_models(instance, chosen, log_level="WARNING"))
+    results += (trained := run_weekly_models(instance, chosen, log_level="INFO"))  # the training's progress
     print(model_summary(trained))
     recent = days_between(until - timedelta(days=6), until)
     print(f"\nlive setup: drift reference, then predictions and checks of {recent[0]}..{recent[-1]} ...", flush=True)

@@ -6,19 +6,38 @@ from datetime import date, timedelta
 
 import dagster as dg
 
+from ml_assets.run_tags import WEEKLY_WORKLOAD, WORKLOAD_TAG
 from ml_assets.settings import PARTITIONS_PER_RUN, dagster_home
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
+# The local instance: no telemetry; a laptop runs three runs at a time, the rest queue, and of
+# those at most one of the weekly chain (its searches take the cores), so the daily chain always
+# has its slots.
+INSTANCE_CONFIG = f"""telemetry:
+  enabled: false
+concurrency:
+  runs:
+    max_concurrent_runs: 3
+    tag_concurrency_limits:
+      - key: {WORKLOAD_TAG}
+        value: {WEEKLY_WORKLOAD[WORKLOAD_TAG]}
+        limit: 1
+"""
+# what earlier versions wrote: replaced, since nobody edited it (any other content is left alone)
+EARLIER_INSTANCE_CONFIGS = ["telemetry:\n  enabled: false\nconcurrency:\n  runs:\n    max_concurrent_runs: 3\n"]
+
+
 def ensure_dagster_home() -> str:
-    """Point DAGSTER_HOME at the instance the UI reads (creating the project's own if unset)."""
+    """Point DAGSTER_HOME at the instance the UI reads (creating the project's own if unset), with
+    the project's instance config unless the folder has a config of its own."""
     home = dagster_home().resolve()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():  # no telemetry; a laptop runs a few runs at a time, the rest queue
-        config.write_text("telemetry:\n  enabled: false\nconcurrency:\n  runs:\n    max_concurrent_runs: 3\n")
+    if not config.exists() or config.read_text() in EARLIER_INSTANCE_CONFIGS:
+        config.write_text(INSTANCE_CONFIG)
     os.environ["DAGSTER_HOME"] = str(home)
     return str(home)
 

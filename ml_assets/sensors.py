@@ -1,4 +1,4 @@
-"""Sensors: the landing zone triggers the data layers; monitoring results request retraining;
+"""Sensors: the landing zone triggers the day's chain; monitoring results request retraining;
 failed runs and failed checks alert.
 
 The monitoring sensors read the asset check results recorded since their cursor, so a check that
@@ -18,6 +18,8 @@ from ml_assets.resources.sources import DataSource, LandingZone
 from ml_assets.run_tags import LANDING_ZONE_RUN_TAGS, trigger_tags
 
 Files = dict[str, tuple[date, int, int]]  # path → (day, modification time in ns, size)
+# The steps whose failure the step itself alerted on (`step_failure_alert`), on the run.
+ALERTED_STEPS_TAG = "ml_assets/alerted_steps"
 
 
 def file_sha256(path: str) -> str:
@@ -52,14 +54,23 @@ def day_digests(files_by_dataset: dict[str, Files], hashes: dict[str, str]) -> d
     }
 
 
+def chain_selection(job: dg.JobDefinition) -> tuple[list[dg.AssetKey], list[dg.AssetCheckKey]]:
+    """The assets and checks a job runs, named: a run of a job by name records no selection, and
+    automation then cannot tell that it executed a check with its inputs (it would run it again)."""
+    assets = job.asset_layer.selected_asset_keys
+    checks = [k for k in job.asset_layer.asset_graph.asset_check_keys if k.asset_key in assets]
+    return sorted(assets), sorted(checks)
+
+
 @dg.sensor(
-    job_name="data_layers",
-    minimum_interval_seconds=30,
+    job_name="daily_chain",
+    minimum_interval_seconds=5,  # a tick stats the files and hashes only new or changed ones
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Watches the landing zone (ML_ASSETS_LANDING_DIR) and runs raw → processed → features "
-        "for each day once every daily dataset has been delivered; a delivery with new content "
-        "runs the day again, the same content (a copy, a touched file) never twice."
+        "Watches the landing zone (ML_ASSETS_LANDING_DIR) and runs the day's whole chain, raw → "
+        "processed → features → batch predictions → drift checks, in one run once every daily "
+        "dataset has been delivered; a delivery with new content runs the day again, the same "
+        "content (a copy, a touched file) never twice."
     ),
 )
 def landing_zone_sensor(context: dg.SensorEvaluationContext, source: DataSource):
@@ -76,11 +87,16 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, source: DataSource)
         for day, digest in day_digests(files, hashes).items()
         if day.isoformat() in partitions and requested.get(day.isoformat()) != digest
     }
+    assets, checks = chain_selection(context.repository_def.get_job(landing_zone_sensor.job_name))
     requests = [
-        # the run key also keeps Dagster from launching the same content twice
-        dg.RunRequest(partition_key=day, run_key=f"{day}@{digest[:16]}", tags=LANDING_ZONE_RUN_TAGS)
+        # the run key also keeps Dagster from launching the same content twice; the explicit
+        # selection lets automation see that this run executed the day's checks too
+        dg.RunRequest(
+            partition_key=day, run_key=f"{day}@{digest[:16]}", tags=LANDING_ZONE_RUN_TAGS,
+            asset_selection=assets, asset_check_keys=checks,
+        )
         for day, digest in new.items()
-    ]
+    ]  # fmt: skip
     seen = {path: [modified, size, hashes[path]] for path, (_, modified, size) in every_file.items()}
     return dg.SensorResult(run_requests=requests, cursor=json.dumps({"files": seen, "days": requested | new}))
 
@@ -138,19 +154,27 @@ def _root_cause(error) -> str:
 
 
 def _reason(evaluation) -> str:
-    """What a failed check says about itself (the first of its explaining metadata entries)."""
-    metadata = {key: value.value for key, value in evaluation.metadata.items()}
-    return next((str(metadata[k]) for k in ("reason", "drifted_columns", "short_days", "breaches") if metadata.get(k)), "")
+    from ml_assets.monitoring.alerts import check_reason
+
+    return check_reason(evaluation.metadata)
+
+
+def _step_alerted(instance: dg.DagsterInstance, record) -> bool:
+    """Whether the step that evaluated the check (its asset's) alerted on its own failure already
+    (a failed blocking gate fails its step, whose hook alerts)."""
+    run = instance.get_run_by_id(record.run_id) if record.run_id else None
+    return bool(run) and record.key.asset_key.to_user_string() in run.tags.get(ALERTED_STEPS_TAG, "").split(",")
 
 
 @dg.sensor(
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=10,  # a few indexed queries a tick
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Alerts (ML_ASSETS_ALERT_WEBHOOK, or the log) when an asset check starts failing: drift, "
-    "performance degradation, quality gates, freshness. Once per check and partition until it passes again.",
+    "performance degradation, quality gates, freshness. Once per check and partition until it passes again; "
+    "a failure the check alerted on itself (the drift checks do) is not sent again.",
 )
 def check_failure_alerts(context: dg.SensorEvaluationContext, notifier: Notifier):
-    from ml_assets.monitoring.alerts import Alert
+    from ml_assets.monitoring.alerts import ALERT_SENT, check_failure_alert
 
     cursor = json.loads(context.cursor) if context.cursor else None
     seen = (cursor or {}).get("seen", {})
@@ -166,35 +190,61 @@ def check_failure_alerts(context: dg.SensorEvaluationContext, notifier: Notifier
             failing.discard(state)
         elif state not in failing:
             failing.add(state)
-            sent += notifier.send(Alert(
-                "check_failure", f"check {where['check']} failed on {where['asset']}", run_id=record.run_id,
-                severity=evaluation.severity.value, error=_reason(evaluation)[:1000], **where,
-            ))  # fmt: skip
+            sent_by_check = ALERT_SENT in evaluation.metadata and evaluation.metadata[ALERT_SENT].value
+            if not sent_by_check and not _step_alerted(context.instance, record):  # the safety net
+                sent += notifier.send(check_failure_alert(
+                    where["asset"], where["check"], where["partition"], evaluation.severity.value, evaluation.metadata, record.run_id
+                ))  # fmt: skip
     return dg.SensorResult(
         skip_reason=None if sent else "no check started failing",
         cursor=json.dumps({"seen": seen, "failing": sorted(failing)}),
     )
 
 
+@dg.failure_hook(required_resource_keys={"notifier"})
+def step_failure_alert(context: dg.HookContext) -> None:
+    """Alert from the failed step itself (a blocking quality gate, a refused input, an error), at
+    once, and note it on the run so `run_failure_alerts` does not send it again."""
+    from ml_assets.monitoring.alerts import Alert
+
+    run = context.instance.get_run_by_id(context.run_id)
+    tags = run.tags if run else {}
+    error = str(context.op_exception).strip() if context.op_exception else "the step failed"
+    context.resources.notifier.send(Alert(
+        "run_failure", f"step {context.step_key} of {context.job_name} failed", run_id=context.run_id,
+        job=context.job_name, step=context.step_key, partition=_partition(tags), severity="ERROR", error=error[:1500],
+    ))  # fmt: skip
+    alerted = {s for s in tags.get(ALERTED_STEPS_TAG, "").split(",") if s} | {context.step_key}
+    context.instance.add_run_tags(context.run_id, {ALERTED_STEPS_TAG: ",".join(sorted(alerted))})
+
+
+def _partition(tags) -> str | None:
+    return tags.get("dagster/partition") or (
+        f"{tags['dagster/asset_partition_range_start']}..{tags['dagster/asset_partition_range_end']}"
+        if "dagster/asset_partition_range_start" in tags else None
+    )  # fmt: skip
+
+
 @dg.run_failure_sensor(
     name="run_failure_alerts",
+    minimum_interval_seconds=10,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Alerts (ML_ASSETS_ALERT_WEBHOOK, or the log) with the run, job, failed steps, partition and error.",
+    description="Alerts (ML_ASSETS_ALERT_WEBHOOK, or the log) with the run, job, failed steps, partition and error; "
+    "the safety net for steps that did not alert themselves (the daily chain's do).",
 )
 def run_failure_alerts(context: dg.RunFailureSensorContext, notifier: Notifier):
     from ml_assets.monitoring.alerts import Alert
 
     run = context.dagster_run
     steps = context.get_step_failure_events()
+    alerted = set(run.tags.get(ALERTED_STEPS_TAG, "").split(","))
+    if steps and {e.step_key for e in steps} <= alerted:
+        return  # every failed step alerted on itself already
     # Dagster gives a failed run the error of its first failed step, or of what stopped it before
     # any step (a resource that did not start); a run the run monitoring failed has a message only
     run_error = getattr(context.failure_event.event_specific_data, "error", None)
     error = _root_cause(run_error) if run_error else context.failure_event.message
-    tags = run.tags
-    partition = tags.get("dagster/partition") or (
-        f"{tags['dagster/asset_partition_range_start']}..{tags['dagster/asset_partition_range_end']}"
-        if "dagster/asset_partition_range_start" in tags else None
-    )  # fmt: skip
+    partition = _partition(run.tags)
     notifier.send(Alert(
         "run_failure", f"run of {run.job_name} failed", run_id=run.run_id, job=run.job_name,
         step=", ".join(e.step_key for e in steps) or None, partition=partition, severity="ERROR",

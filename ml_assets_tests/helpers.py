@@ -1,6 +1,7 @@
 """Small builders shared by the tests: embedded slices, landing zones, runs, MLflow stores."""
 
 import atexit
+import contextlib
 import functools
 import hashlib
 import shutil
@@ -17,6 +18,33 @@ from ml_assets.resources.storage import DeltaStorage
 from ml_assets.runs import run_data_layers
 
 
+
+
+@contextlib.contextmanager
+def webhook_receiver():
+    """A webhook on 127.0.0.1 that records the JSON bodies posted to it: (its URL, the bodies)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/hook", received
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def embedded_rows(dataset: str, day: date | None = None) -> pl.DataFrame:
@@ -130,9 +158,23 @@ def record_run(
                     asset_key=dg.AssetKey(asset), check_name=name, passed=passed,
                     partition=day and day.isoformat(), severity=dg.AssetCheckSeverity(severity),
                     metadata={"reason": f"{name} {'passed' if passed else 'failed'} on {day}"} if metadata is None else metadata,
+                    target_materialization_data=_latest_materialization(instance, asset, day),
                 )  # fmt: skip
                 report(DagsterEventType.ASSET_CHECK_EVALUATION, evaluation)
     return run_id
+
+
+def _latest_materialization(instance, asset: str, day):
+    """What a check of `asset` on `day` run in the code location is tied to: the day's latest
+    materialization (a partitioned check counts only against the materialization it checked)."""
+    import dagster as dg
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+        AssetCheckEvaluationTargetMaterializationData,
+    )
+
+    partitions = [day.isoformat()] if day else None
+    (record, *_) = instance.fetch_materializations(dg.AssetRecordsFilter(dg.AssetKey(asset), asset_partitions=partitions), limit=1).records or [None]
+    return record and AssetCheckEvaluationTargetMaterializationData(storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp)
 
 
 def mlflow_store(path: Path) -> str:

@@ -99,6 +99,27 @@ def test_a_failed_blocking_check_upstream_holds_the_days_that_read_it(ticks):
     assert ticks.tick()["flight_features"] == keys(*(d for d in DAYS if short < d <= short + timedelta(days=29)))
 
 
+def test_a_day_failing_a_blocking_gate_stays_held_after_a_later_day_passes_its_gates(ticks):
+    fault, later = DAYS[-1] + timedelta(days=1), DAYS[-1] + timedelta(days=2)
+    passing = {"flights": GATES, "weather": [g for g in GATES if g != "quarantine_rate"]}
+    ticks.run(DAILY_INPUTS[:-1], [fault], passing, {"weather": ["quarantine_rate"]})
+    ticks.land(later)  # the newest materialization of weather passed its gates: not the fault day's
+
+    assert fault.isoformat() not in ticks.tick().get("flight_features", set())
+
+
+def test_drift_checks_wait_for_the_predictions_requested_on_the_same_tick(ticks):
+    new_days = [DAYS[-1] + timedelta(days=n) for n in (1, 2)]
+    ticks.land(*new_days)  # two days at once: their predictions are requested as one backfill
+    requested = ticks.tick()
+    assert requested["batch_predictions"] == keys(*new_days)
+    assert "flight_features:feature_drift" not in requested  # it would run on its own, before them
+
+    ticks.materialize("batch_predictions", *new_days)
+    requested = ticks.tick()  # once written: the checks of exactly those days
+    assert requested["flight_features:feature_drift"] == requested["batch_predictions:score_drift"] == keys(*new_days)
+
+
 def test_live_performance_waits_for_the_next_days_delivery(ticks):
     day = DAYS[-1]
     ticks.materialize("batch_predictions", day)

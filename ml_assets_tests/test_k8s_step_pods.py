@@ -167,4 +167,4 @@ def executor_of(env: str) -> str:
 def test_ml_assets_env_k8s_runs_every_step_in_its_own_pod():
     name, steps = json.loads(executor_of("k8s"))
     assert name == "k8s_step_pods" and "torch_model" in steps and "flight_features" in steps
-    assert json.loads(executor_of("local"))[0] == "multi_or_in_process_executor"  # Dagster's default
+    assert json.loads(executor_of("local"))[0] == "multi_or_in_process_executor"  # Dagster's, one training step at a time

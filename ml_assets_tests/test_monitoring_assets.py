@@ -16,6 +16,9 @@ from ml_assets.models.registry import CHAMPION
 from ml_assets.monitoring.reference import MONITORED_FEATURES
 from ml_assets.resources.online_store import OnlineStoreResource
 from ml_assets.resources.sources import EmbeddedNycflights13
+from ml_assets.resources.notifier import Notifier
+from ml_assets.runs import range_tags
+from ml_assets_tests.helpers import webhook_receiver
 from ml_assets_tests.training_runs import WEEK, local_tracking, run_week, synthetic_lake
 
 STABLE_DAYS = [date(2013, 4, 15) + timedelta(days=n) for n in range(5)]  # the week after the window
@@ -46,10 +49,11 @@ def materialized(result) -> dict[str, dict]:
 
 
 class Loop:
-    def __init__(self, folder):
+    def __init__(self, folder, webhook_url: str):
         self.storage, self.mlflow = synthetic_lake(folder), local_tracking(folder)
         self.resources = {
             "storage": self.storage, "mlflow": self.mlflow, "source": EmbeddedNycflights13(),
+            "notifier": Notifier(webhook_url=webhook_url),
             "online_store": OnlineStoreResource(url=None),  # required by the graph's serving assets, unused here
         }  # fmt: skip
         features = self.storage.scan(FEATURES_TABLE).collect()
@@ -69,14 +73,26 @@ class Loop:
             self.reference_again = run(instance, self.resources, "drift_reference")
             selection = LOOP[0] - dg.AssetSelection.assets("drift_reference") | LOOP[1]
             self.days = {day: run(instance, self.resources, selection, str(day)) for day in [*STABLE_DAYS, SHIFTED_DAY, *FLIPPED_DAYS]}
+            # both drift checks again over a range, as in a multi-day run of flight_features
+            self.ranged = dg.materialize(
+                [*defs.assets, *defs.asset_checks], selection=LOOP[1], instance=instance, resources=self.resources,
+                tags=range_tags(SHIFTED_DAY, FLIPPED_DAYS[0]), raise_on_error=False,
+            )  # fmt: skip
+            self.ranged_records = {
+                check: {r.partition: r.status.value for r in instance.event_log_storage.get_asset_check_execution_history(check.check_key, limit=10)
+                        if r.run_id == self.ranged.run_id}
+                for check in (feature_drift, score_drift)
+            }  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory) -> Loop:
     folder = tmp_path_factory.mktemp("loop")
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch, webhook_receiver() as (url, received):
         patch.setenv("ML_ASSETS_DATA_DIR", str(folder))  # the drift reports
-        yield Loop(folder)
+        loop = Loop(folder, url)
+        loop.alerts = received
+        yield loop
 
 
 def test_without_a_champion_batch_predictions_skip_with_the_reason(loop):
@@ -154,3 +170,29 @@ def test_live_performance_measures_the_day_and_flags_a_degraded_week(loop):
     assert not degraded.passed and degraded.severity == dg.AssetCheckSeverity.ERROR
     assert degraded.metadata["rolling_roc_auc"].value < 0.5
     assert "below the evaluation's" in degraded.metadata["reason"].value
+
+
+def test_a_ranged_run_checks_each_day_on_its_own_partition(loop):
+    assert loop.ranged.success
+    days = (SHIFTED_DAY, FLIPPED_DAYS[0])
+    by_day = {(e.check_name, e.partition): e for e in loop.ranged.get_asset_check_evaluations()}
+    assert set(by_day) == {(c, str(d)) for c in ("feature_drift", "score_drift") for d in days}
+    assert not by_day[("feature_drift", str(SHIFTED_DAY))].passed and by_day[("feature_drift", str(FLIPPED_DAYS[0]))].passed
+    # recorded per partition, each against its day's materialization
+    assert loop.ranged_records == {
+        check: {str(d): "SUCCEEDED" if by_day[(check.check_key.name, str(d))].passed else "FAILED" for d in days}
+        for check in (feature_drift, score_drift)
+    }
+    assert loop.ranged_records[feature_drift] == {str(SHIFTED_DAY): "FAILED", str(FLIPPED_DAYS[0]): "SUCCEEDED"}
+    # tied to the day's own predictions (the synthetic lake's features were never materialized in Dagster)
+    targets = {d: by_day[("score_drift", str(d))].target_materialization_data.run_id for d in days}
+    assert targets == {d: loop.days[d].run_id for d in days}
+
+
+def test_a_drift_failure_alerts_from_the_check_once_and_marks_the_result(loop):
+    drift = [a for a in loop.alerts if a["check"] == "feature_drift"]
+    assert [(a["partition"], a["severity"], a["run_id"]) for a in drift] == [(str(SHIFTED_DAY), "ERROR", loop.days[SHIFTED_DAY].run_id)]
+    assert "wx_visib" in drift[0]["error"]
+    assert checks(loop.days[SHIFTED_DAY])["feature_drift"].metadata["alert_sent"].value is True
+    ranged = {(e.check_name, e.partition): e for e in loop.ranged.get_asset_check_evaluations()}
+    assert "alert_sent" not in ranged[("feature_drift", str(SHIFTED_DAY))].metadata  # failing still: no second alert

@@ -2,9 +2,7 @@
 notifier (a webhook on a local HTTP server), retraining requests with cooldown and de-duplication."""
 
 import json
-import threading
 from datetime import date, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import dagster as dg
 import pytest
@@ -13,30 +11,15 @@ from ml_assets.definitions import defs
 from ml_assets.partitions import daily_partitions
 from ml_assets.monitoring.retraining import Signal, decide, latest_complete_week
 from ml_assets.resources.notifier import Notifier
-from ml_assets.sensors import check_failure_alerts, retraining_sensor, run_failure_alerts
-from ml_assets_tests.helpers import record_run
+from ml_assets.sensors import check_failure_alerts, retraining_sensor, run_failure_alerts, step_failure_alert
+from ml_assets_tests.helpers import record_run, webhook_receiver
 
 
 @pytest.fixture
 def webhook():
     """A webhook on 127.0.0.1 that records the JSON bodies posted to it."""
-    received = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/hook", received
-    server.shutdown()
-    server.server_close()
+    with webhook_receiver() as (url, received):
+        yield url, received
 
 
 @pytest.fixture
@@ -122,6 +105,38 @@ def test_a_check_alerts_once_when_it_starts_failing_and_again_after_it_recovered
     sensor.tick()
     sensor.tick()  # nothing new since: the results seen are not judged again
     assert len(received) == 2
+
+
+def test_a_failed_step_of_the_daily_chain_alerts_at_once_and_the_sensor_does_not_repeat_it(instance, webhook):
+    url, received = webhook
+
+    gate = dg.AssetCheckSpec("quarantine_rate", asset="weather", blocking=True)
+
+    @dg.asset(hooks={step_failure_alert}, check_specs=[gate])
+    def weather():
+        return dg.MaterializeResult(check_results=[dg.AssetCheckResult(passed=False, metadata={"reason": "41 % of the rows break in_range(0, 10)"})])
+
+    checks = Sensor(check_failure_alerts, instance, url)
+    checks.tick()
+    result = dg.materialize([weather], instance=instance, resources={"notifier": Notifier(webhook_url=url)}, raise_on_error=False)
+    (alert,) = received  # sent by the step, before the run had even finished
+    assert (alert["kind"], alert["step"], alert["run_id"]) == ("run_failure", "weather", result.run_id)
+    assert "blocking asset check failed" in alert["error"] and "quarantine_rate" in alert["error"]
+
+    alert_run_failure(instance, url, result.dagster_run)
+    checks.tick()
+    assert len(received) == 1  # the safety nets see the step alerted: no second alert of the run nor the gate
+
+
+def test_a_check_that_alerted_itself_is_not_alerted_again_by_the_sensor(instance, webhook):
+    url, received = webhook
+    sensor = Sensor(check_failure_alerts, instance, url)
+    sensor.tick()
+    day = date(2013, 10, 10)
+    record_run(instance, ["flight_features"], [day], failing={"flight_features": ["feature_drift"]}, metadata={"alert_sent": True})
+    record_run(instance, ["batch_predictions"], [day], failing={"batch_predictions": ["score_drift"]})
+    sensor.tick()
+    assert [a["check"] for a in received] == ["score_drift"]
 
 
 def alerts_after_two_checks_failed(instance, url: str) -> Sensor:

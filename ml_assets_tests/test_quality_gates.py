@@ -32,10 +32,10 @@ def clean_rows(count: int, day: date = TUESDAY, first_id: int = 1, score=50.0) -
     )
 
 
-def gates(clean: pl.DataFrame, gate: QualityGate, days=None, earlier_counts=None, quarantine=None, raw_rows=None):
+def gates(clean: pl.DataFrame, gate: QualityGate, days=None, earlier_counts=None, quarantine=None, raw_rows=None, cut_off=None):
     quarantine = quarantine if quarantine is not None else pl.DataFrame(schema=QUARANTINE_SCHEMA)
     result = ValidationResult(clean=clean, quarantine=quarantine, raw_rows=raw_rows or clean.height)
-    return {g.check_name: g for g in evaluate_gates(result, SCHEMA, KEY, gate, days, earlier_counts)}
+    return {g.check_name: g for g in evaluate_gates(result, SCHEMA, KEY, gate, days, earlier_counts, cut_off)}
 
 
 def test_key_unique_fails_on_a_repeated_key_and_counts_the_repeats():
@@ -159,8 +159,8 @@ def test_quarantine_rate_reports_the_rate_its_threshold_and_the_rules_broken():
     metadata = {key: value.value for key, value in check.metadata.items()}
     assert check.passed
     assert metadata == {
-        "quarantine_rate": pytest.approx(0.03), "threshold": 0.05, "quarantined_rows": 3, "delivered_rows": 100,
-        "violations_by_rule": {"in_range": 2, "not_null": 1},
+        "quarantine_rate": pytest.approx(0.03), "threshold": 0.05, "quarantined_rows": 3, "superseded_rows": 0,
+        "delivered_rows": 100, "violations_by_rule": {"in_range": 2, "not_null": 1},
     }  # fmt: skip
 
 
@@ -189,8 +189,17 @@ def test_rows_per_day_reports_the_short_days_as_a_table_and_none_when_there_are_
 
     short = gates(clean_rows(110), FLIGHTS_ROWS_GATE, [TUESDAY], earlier)["rows_per_day"]
     assert short.metadata["short_days"].value.splitlines() == [
-        "| date | rows | weekday_median | share |", "|---|---|---|---|", "| 2013-01-29 | 110 | 200 | 0.55 |",
+        "| date | rows | weekday_median | share | cut_off |", "|---|---|---|---|---|", "| 2013-01-29 | 110 | 200 | 0.55 |  |",
     ]  # fmt: skip
+
+
+def test_a_day_whose_newest_delivery_is_cut_off_is_short_without_any_history():
+    cut = {TUESDAY: "landing/flights/2013-01-29.csv"}
+    check = gates(clean_rows(900), FLIGHTS_ROWS_GATE, [TUESDAY], cut_off=cut)["rows_per_day"]  # no earlier weeks
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert "| 2013-01-29 | 900 |  |  | landing/flights/2013-01-29.csv |" in check.metadata["short_days"].value
+    assert check.metadata["cut_off_files"].value == {"2013-01-29": "landing/flights/2013-01-29.csv"}
+    assert gates(clean_rows(900), FLIGHTS_ROWS_GATE, [TUESDAY])["rows_per_day"].passed
 
 
 def test_a_delivered_day_without_rows_is_short_and_the_fewest_rows_of_no_days_is_zero():

@@ -13,7 +13,9 @@ from ml_assets_tests.helpers import write_landing_zone
 
 
 def evaluate(source, cursor=None) -> dg.SensorResult:
-    context = dg.build_sensor_context(cursor=cursor, resources={"source": source})
+    from ml_assets.definitions import defs
+
+    context = dg.build_sensor_context(cursor=cursor, resources={"source": source}, definitions=defs)
     return landing_zone_sensor(context)
 
 
@@ -114,3 +116,25 @@ def test_run_keys_are_the_day_and_16_hex_digits_of_its_content_digest(tmp_path):
     root = write_landing_zone(tmp_path / "landing", date(2013, 1, 1), date(2013, 1, 1))
     (request,) = evaluate(LandingZone(root=str(root))).run_requests
     assert re.fullmatch(r"2013-01-01@[0-9a-f]{16}", request.run_key)
+
+
+def test_the_landing_zone_runs_the_days_whole_chain_in_one_run():
+    from ml_assets.definitions import defs
+
+    (job,) = [j for j in defs.jobs if j.name == landing_zone_sensor.job_name]
+    graph = defs.resolve_asset_graph()
+    assets = {k.to_user_string() for k in job.selection.resolve(graph)}
+    checks = {k.name for k in job.selection.resolve_checks(graph)}
+    assert {"raw_flights", "raw_weather", "flights", "weather", "flight_features", "batch_predictions"} == assets
+    assert {"feature_drift", "score_drift", "quarantine_rate", "rows_per_day", "flight_id_unique"} <= checks
+    assert "freshness_check" not in checks  # the freshness sensor's
+
+
+def test_the_landing_zone_request_names_the_chains_assets_and_checks(tmp_path):
+    root = write_landing_zone(tmp_path / "landing", date(2013, 1, 1), date(2013, 1, 1))
+    (request,) = evaluate(LandingZone(root=str(root))).run_requests
+    # named, so automation sees the run executed the day's checks with their inputs (no second run)
+    assert {k.to_user_string() for k in request.asset_selection} >= {"raw_flights", "flight_features", "batch_predictions"}
+    checks = {f"{k.asset_key.to_user_string()}:{k.name}" for k in request.asset_check_keys}
+    assert {"flight_features:feature_drift", "batch_predictions:score_drift", "weather:quarantine_rate"} <= checks
+    assert not any(name.endswith(":freshness_check") for name in checks)

@@ -79,3 +79,25 @@ def test_a_truncated_delivery_blocks_features_until_its_complete_redelivery(tmp_
     assert superseded.height == len(lines) * 2 // 5 - 1
     rebuilt = storage.scan("features/flight_features", short_day, short_day + timedelta(days=1)).collect()
     assert rebuilt["date"].n_unique() == 2
+
+
+def test_a_day_cut_off_mid_file_is_short_without_any_history_and_recovers_on_its_redelivery(tmp_path, dagster_instance):
+    day = date(2013, 1, 1)  # the landing zone's first day: no earlier weeks to compare with
+    root = write_landing_zone(tmp_path / "landing", day, day)
+    complete = (root / "flights" / f"{day}.csv").read_text()
+    (root / "flights" / f"{day}.csv").write_text(complete[: len(complete) * 9 // 10].rstrip("\n"))  # 90 %, mid-line
+    storage = DeltaStorage(base_uri=str(tmp_path / "lake"))
+    resources = {"storage": storage, "source": LandingZone(root=str(root))}
+    assert run_in_order(dagster_instance, [("dimensions", {"resources": resources})])[0].success
+
+    cut = data_layers(dagster_instance, day, resources)
+    assert check_results(cut)[("flights", "rows_per_day")] is False
+    assert "flight_features" not in materializations(cut)
+    (evaluation,) = [e for e in cut.get_asset_check_evaluations() if e.check_name == "rows_per_day" and e.asset_key.path == ["flights"]]
+    assert evaluation.partition == str(day)
+    assert evaluation.metadata["cut_off_files"].value == {str(day): str(root / "flights" / f"{day}.csv")}
+
+    (root / "flights" / f"{day}-2.csv").write_text(complete)
+    recovered = data_layers(dagster_instance, day, resources)
+    assert recovered.success and check_results(recovered)[("flights", "rows_per_day")] is True
+    assert "flight_features" in materializations(recovered)

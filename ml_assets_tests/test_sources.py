@@ -14,7 +14,7 @@ from ml_assets.flights.quality_gates import QUALITY_GATES
 from ml_assets.flights.schemas import TABLES
 from ml_assets.quality.gates import evaluate_gates
 from ml_assets.quality.validation import validate_rows
-from ml_assets.resources.sources import PROVENANCE_COLUMNS, SourceContractError
+from ml_assets.resources.sources import PROVENANCE_COLUMNS, SourceContractError, cut_off_days
 from ml_assets_tests.conftest import LANDING_END, LANDING_START
 from ml_assets_tests.helpers import embedded_rows, file_hashes
 
@@ -280,6 +280,22 @@ def test_truncated_csv_quarantines_the_cut_row_as_malformed(landing_source, flig
     assert malformed["value"].endswith(f"the header has {len(RAW_COLUMNS['flights'])}")
     assert result.quarantined_rows == 1
     assert result.clean.height == last_row - 1
+
+
+def test_a_file_ending_mid_line_cuts_its_day_off_until_a_later_delivery(landing_source, landing_dir, flights_file, untouched):
+    text = flights_file.read_text()
+    flights_file.write_text(text[: len(text) * 9 // 10].rstrip("\n"))  # 90 % of the rows: no weekday history needed
+    untouched()
+
+    raw = landing_source.read_days("flights", DAY, DAY)
+    assert cut_off_days(raw) == {DAY: str(flights_file)}
+    (last,) = raw.filter(pl.col("_malformed").is_not_null()).to_dicts()
+    assert last["_source_row"] == raw.height and last["_malformed"].startswith("cut off: the file ends without a final newline")
+    complete = landing_dir / "flights" / f"{DAY}-2.csv"
+    complete.write_text(text)
+    assert cut_off_days(landing_source.read_days("flights", DAY, DAY)) == {}  # the complete redelivery lifts it
+    assert cut_off_days(landing_source.read_days("flights", LANDING_START, LANDING_END)) == {}
+    complete.unlink()
 
 
 def test_a_row_with_too_many_fields_is_malformed_and_blank_lines_are_skipped(

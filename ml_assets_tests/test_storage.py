@@ -156,3 +156,43 @@ def test_write_key_replaces_only_the_rows_of_its_key(lake_storage):
     assert version == 2
     rows = lake_storage.scan(table).collect().sort("week", "model").rows()
     assert rows == [("c", "2013-02-04"), ("a", "2013-02-11")]
+
+
+@pytest.fixture
+def concurrent_writer(monkeypatch, lake_storage):
+    """Another writer commits to the same table right after each of our writes, before the storage
+    learns the version: the write must still return the version of its own commit."""
+    real_write_delta = pl.DataFrame.write_delta
+    commits = []
+
+    def write_then_another_commit(frame, target, *, mode, delta_write_options):
+        real_write_delta(frame, target, mode=mode, delta_write_options=delta_write_options)
+        commits.append(target)
+        real_write_delta(frame.head(0), target, mode="append", delta_write_options={"schema_mode": "merge"})
+
+    monkeypatch.setattr(pl.DataFrame, "write_delta", write_then_another_commit)
+    return commits
+
+
+def test_each_write_returns_the_version_of_its_own_commit_despite_a_concurrent_one(lake_storage, concurrent_writer):
+    ours = [
+        lake_storage.write_days(TABLE, readings((D1, 2)), D1, D1),
+        lake_storage.write_key("evaluation/summaries", pl.DataFrame({"model": ["a"]}), "week", "2013-02-04"),
+        lake_storage.write_table("raw/airports", pl.DataFrame({"faa": ["EWR"]})),
+        lake_storage.write_days(TABLE, readings((D1, 1), tag="v2"), D1, D1),
+    ]
+
+    assert len(concurrent_writer) == 4
+    assert ours == [0, 0, 0, 2]  # each table's later version is the other writer's
+    assert lake_storage.version(TABLE) == 3
+    assert stored(lake_storage, version=ours[-1]).get_column("value").to_list() == [f"v2-{D1}-0"]
+
+
+def test_write_key_merges_a_new_column_into_the_table(lake_storage):
+    table = "evaluation/summaries"
+    lake_storage.write_key(table, pl.DataFrame({"model": ["a"]}), "week", "2013-02-04")
+
+    lake_storage.write_key(table, pl.DataFrame({"model": ["b"], "roc_auc": [0.7]}), "week", "2013-02-11")
+
+    rows = lake_storage.scan(table).collect().sort("week").select("model", "week", "roc_auc").rows()
+    assert rows == [("a", "2013-02-04", None), ("b", "2013-02-11", 0.7)]

@@ -118,18 +118,34 @@ def test_each_model_is_registered_with_its_week_and_kind(weekly):
 
 
 def test_the_ui_configs_default_to_the_model_layers_settings():
-    """Each training default is written once, in the model layer; the asset's search budget aside."""
+    """Each training default is written once, in the model layer; the asset's search budget and its
+    share of the machine's cores aside."""
     from dataclasses import asdict
 
-    from ml_assets.assets.training import LgbmTrainingConfig, TorchTrainingConfig
+    from ml_assets.assets.training import LgbmTrainingConfig, TorchTrainingConfig, training_threads
     from ml_assets.models.lgbm import LgbmSearchConfig
     from ml_assets.models.torch_tabular import TorchTrainConfig
 
     lgbm, torch = asdict(LgbmSearchConfig()), asdict(TorchTrainConfig())
-    assert LgbmTrainingConfig().model_dump() == {k: v for k, v in lgbm.items() if k != "device"} | {"n_trials": 20}
+    threads = {"num_threads": training_threads()}
+    assert LgbmTrainingConfig().model_dump() == {k: v for k, v in lgbm.items() if k != "device"} | {"n_trials": 20} | threads
     assert TorchTrainingConfig().model_dump() == {k: v for k, v in torch.items() if k != "device"} | {
         "hidden_sizes": list(torch["hidden_sizes"])
-    }
+    } | threads
+
+
+def test_training_threads_leave_a_core_to_the_daily_chain_on_a_small_machine(monkeypatch):
+    from ml_assets.assets import training
+
+    monkeypatch.setattr(training.os, "cpu_count", lambda: 2)
+    assert training.training_threads() == 1
+    monkeypatch.setattr(training.os, "cpu_count", lambda: 16)
+    assert training.training_threads() == training.POD_TRAINING_THREADS == 2
+    monkeypatch.setenv("ML_ASSETS_TRAINING_THREADS", "3")
+    assert training.training_threads() == 3
+    monkeypatch.setenv("ML_ASSETS_TRAINING_THREADS", "0")
+    with pytest.raises(ValueError, match="ML_ASSETS_TRAINING_THREADS='0'"):
+        training.training_threads()
 
 
 def test_the_evaluation_scores_candidates_champion_and_baselines_on_the_same_week(weekly):

@@ -9,7 +9,7 @@ import pytest
 
 from ml_assets.flights.quality_gates import QUALITY_GATES
 from ml_assets.flights.schemas import FLIGHTS
-from ml_assets.quality.gates import evaluate_gates
+from ml_assets.quality.gates import QualityGate, evaluate_gates
 from ml_assets.quality.validation import QUARANTINE_SCHEMA, validate_rows
 
 FILE = "landing/readings/2013-01-01.csv"
@@ -25,6 +25,7 @@ SCHEMA = pa.DataFrameSchema(
     strict=True,
 )
 KEY = ["id"]
+GATE = QualityGate(max_quarantine_rate=0.01)
 
 
 def raw_rows(*rows: dict, malformed: dict[int, str] | None = None) -> pl.DataFrame:
@@ -342,3 +343,49 @@ def test_the_quarantine_of_a_daily_table_keeps_the_delivery_day_first():
 
     assert result.quarantine.columns == ["date", *QUARANTINE_SCHEMA]
     assert result.quarantine.get_column("date").to_list() == [date(2013, 1, 1)]
+
+
+def deliveries(*files: list[dict]) -> pl.DataFrame:
+    """Raw rows of several deliveries of one day, file after file (the first is FILE)."""
+    frames = [
+        raw_rows(*rows).with_columns(_source_file=pl.lit(FILE if n == 0 else FILE.replace(".csv", f"-{n + 1}.csv")))
+        for n, rows in enumerate(files)
+    ]
+    return pl.concat(frames)
+
+
+def test_a_rejected_row_restated_by_a_valid_correction_counts_as_superseded_not_invalid():
+    first = [row(id="1"), row(id="2", score="999"), row(id="3")]  # row 2 breaks the range rule
+    raw = deliveries(first, [row(id="2", score="9")])  # the corrected redelivery of row 2
+    result = validate_rows(raw, SCHEMA, KEY)
+
+    assert result.clean.select("id", "score").rows() == [(1, 50.0), (3, 50.0), (2, 9.0)]
+    rejected = result.quarantine.filter(pl.col("_source_row") == 2, pl.col("_source_file") == FILE)
+    assert sorted(rejected.get_column("rule")) == ["in_range(0, 100)", "superseded"]  # why, and that it was replaced
+    assert (result.invalid_rows, result.superseded_rows, result.quarantined_rows) == (0, 1, 1)
+    (rate,) = [g for g in evaluate_gates(result, SCHEMA, KEY, GATE) if g.check_name == "quarantine_rate"]
+    assert rate.passed and rate.metadata["quarantine_rate"].value == 0.0
+    assert_every_row_accounted_for(raw, result)
+
+
+def test_a_rejected_row_restated_by_a_rejected_correction_counts_once():
+    raw = deliveries([row(id="1", score="999"), row(id="2")], [row(id="1", score="-1")])
+    result = validate_rows(raw, SCHEMA, KEY)
+
+    assert result.clean.get_column("id").to_list() == [2]
+    assert (result.invalid_rows, result.superseded_rows) == (1, 1)  # the newest statement is what counts
+    newest = result.quarantine.filter(pl.col("rule") != "superseded")
+    assert newest.select("_source_file", "_source_row").unique().height == 2  # both kept with their rule
+    assert_every_row_accounted_for(raw, result)
+
+
+def test_the_quarantine_rate_counts_the_rows_in_effect_so_a_restated_day_is_not_diluted():
+    day = [row(id=str(n)) for n in range(1, 101)]
+    restated = [row(id=str(n), score="999" if n <= 2 else "1") for n in range(1, 101)]
+    result = validate_rows(deliveries(day, restated), SCHEMA, KEY)
+
+    assert result.invalid_rows == 2 and result.superseded_rows == 98  # ids 1, 2 keep their first statement
+    assert result.rows_in_effect == 102
+    (rate,) = [g for g in evaluate_gates(result, SCHEMA, KEY, GATE) if g.check_name == "quarantine_rate"]
+    assert rate.metadata["quarantine_rate"].value == 2 / 102 and not rate.passed  # 2 / 200 would pass
+    assert rate.metadata["superseded_rows"].value == 98

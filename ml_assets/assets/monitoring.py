@@ -16,13 +16,15 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
-from ml_assets.assets.common import DAILY_ONE_PER_RUN, data_version, day_range
+from ml_assets.assets.common import DAILY_ONE_PER_RUN, check_results_by_day, data_version, day_range
 from ml_assets.assets.evaluation import EVALUATIONS
 from ml_assets.assets.predictions import PREDICTIONS_TABLE
 from ml_assets.automation import check_follows_upstream
+from ml_assets.dates import days_between
 from ml_assets.flights.feature_spec import FEATURES_TABLE, LABEL_LAG_DAYS
 from ml_assets.partitions import daily_partitions
 from ml_assets.resources.mlflow import MlflowTracking
+from ml_assets.resources.notifier import Notifier
 from ml_assets.resources.storage import DeltaStorage
 from ml_assets.settings import OWNER, data_dir
 
@@ -86,26 +88,53 @@ def _recent_scores(storage: DeltaStorage, table: str, day: date, version: str) -
     return recent.select("date", "column", "value").collect()
 
 
+def alert_new_failures(
+    context: dg.AssetCheckExecutionContext, notifier: Notifier, asset: str, results: dict[date, list[dg.AssetCheckResult]]
+) -> dict[date, list[dg.AssetCheckResult]]:
+    """Alert from the check itself, at once, on each day that starts failing (its previous result
+    passed, or it had none), and mark the result so the alert sensor does not send it again."""
+    from dagster._core.event_api import PartitionKeyFilter
+
+    from ml_assets.monitoring.alerts import ALERT_SENT, check_failure_alert
+
+    def failed_before(result: dg.AssetCheckResult, day: date) -> bool:
+        key = dg.AssetCheckKey(dg.AssetKey(asset), result.check_name)
+        history = context.instance.event_log_storage.get_asset_check_execution_history(
+            key, limit=5, partition_filter=PartitionKeyFilter(key=day.isoformat())
+        )
+        earlier = [r for r in history if r.run_id != context.run.run_id and r.evaluation is not None]
+        return bool(earlier) and not earlier[0].evaluation.passed
+
+    marked = {}
+    for day, day_results in results.items():
+        marked[day] = []
+        for result in day_results:
+            if not result.passed and not failed_before(result, day):
+                alert = check_failure_alert(asset, result.check_name, str(day), result.severity.value, result.metadata, context.run.run_id)
+                result = result.with_metadata({**result.metadata, ALERT_SENT: notifier.send(alert)})
+            marked[day].append(result)
+    return marked
+
+
 def drift_check(
-    context: dg.AssetCheckExecutionContext,
     storage: DeltaStorage,
     mlflow: MlflowTracking,
+    day: date,
     current: pl.DataFrame,
     columns: list[str],
     severity_of,
     table: str,
-    report_name: str,
+    check_name: str,
 ) -> dg.AssetCheckResult:
     """The shared body of the drift checks: the day's `current` rows against the reference of
     the version that scored the day; results stored in `table`, Evidently's report saved."""
     from ml_assets.monitoring.drift import check_day, drift_table_markdown, write_html_report
     from ml_assets.monitoring.reference import CATEGORICAL, ensure_reference
 
-    day = date.fromisoformat(context.partition_key)
     versions = _scored_versions(storage, day)
     if not versions:
         return dg.AssetCheckResult(
-            passed=False, severity=dg.AssetCheckSeverity.WARN,
+            check_name=check_name, passed=False, severity=dg.AssetCheckSeverity.WARN,
             metadata={"reason": f"{day} has no batch predictions: materialize batch_predictions for {day} first"},
         )  # fmt: skip
     version = versions[-1]
@@ -114,10 +143,11 @@ def drift_check(
     judged, severity = check_day(reference, current, columns, recent, severity_of)
     storage.write_days(table, judged.with_columns(date=pl.lit(day), model_version=pl.lit(version)), day, day)
     report = write_html_report(
-        reference.rows, current, judged, CATEGORICAL, data_dir() / "reports" / "drift" / str(day) / f"{report_name}.html"
+        reference.rows, current, judged, CATEGORICAL, data_dir() / "reports" / "drift" / str(day) / f"{check_name}.html"
     )
     drifted = judged.filter(pl.col("drifted")).get_column("column").to_list()
     return dg.AssetCheckResult(
+        check_name=check_name,
         passed=severity is None,
         severity=dg.AssetCheckSeverity.ERROR if severity == "ERROR" else dg.AssetCheckSeverity.WARN,
         metadata={
@@ -144,15 +174,17 @@ def drift_check(
         "ERROR on several. Never blocks the predictions."
     ),
 )
-def feature_drift(context: dg.AssetCheckExecutionContext, storage: DeltaStorage, mlflow: MlflowTracking):
+def feature_drift(context: dg.AssetCheckExecutionContext, storage: DeltaStorage, mlflow: MlflowTracking, notifier: Notifier):
     from ml_assets.monitoring.drift import feature_severity
     from ml_assets.monitoring.reference import MONITORED_FEATURES
 
-    day = date.fromisoformat(context.partition_key)
-    current = storage.scan(FEATURES_TABLE, day, day).collect()
-    return drift_check(
-        context, storage, mlflow, current, MONITORED_FEATURES, feature_severity, FEATURE_DRIFT_TABLE, "feature_drift"
-    )
+    results = {}
+    for day in days_between(*day_range(context)):  # one day, or each day of a ranged run of flight_features
+        current = storage.scan(FEATURES_TABLE, day, day).collect()
+        results[day] = [drift_check(
+            storage, mlflow, day, current, MONITORED_FEATURES, feature_severity, FEATURE_DRIFT_TABLE, "feature_drift"
+        )]  # fmt: skip
+    yield from check_results_by_day(context, alert_new_failures(context, notifier, "flight_features", results))
 
 
 @dg.asset_check(
@@ -166,13 +198,15 @@ def feature_drift(context: dg.AssetCheckExecutionContext, storage: DeltaStorage,
         "(Evidently: Wasserstein, KS and PSI), calibrated for seasonality; ERROR when it drifts."
     ),
 )
-def score_drift(context: dg.AssetCheckExecutionContext, storage: DeltaStorage, mlflow: MlflowTracking):
+def score_drift(context: dg.AssetCheckExecutionContext, storage: DeltaStorage, mlflow: MlflowTracking, notifier: Notifier):
     from ml_assets.monitoring.drift import score_severity
     from ml_assets.monitoring.reference import SCORE
 
-    day = date.fromisoformat(context.partition_key)
-    current = storage.scan(PREDICTIONS_TABLE, day, day).collect() if storage.exists(PREDICTIONS_TABLE) else pl.DataFrame()
-    return drift_check(context, storage, mlflow, current, [SCORE], score_severity, SCORE_DRIFT_TABLE, "score_drift")
+    results = {}
+    for day in days_between(*day_range(context)):
+        current = storage.scan(PREDICTIONS_TABLE, day, day).collect() if storage.exists(PREDICTIONS_TABLE) else pl.DataFrame()
+        results[day] = [drift_check(storage, mlflow, day, current, [SCORE], score_severity, SCORE_DRIFT_TABLE, "score_drift")]
+    yield from check_results_by_day(context, alert_new_failures(context, notifier, "batch_predictions", results))
 
 
 def _labels_complete() -> dg.TimeWindowPartitionMapping:

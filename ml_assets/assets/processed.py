@@ -5,12 +5,13 @@ from datetime import date, timedelta
 import dagster as dg
 import polars as pl
 
-from ml_assets.assets.common import DAILY, STATIC, data_version, day_range
+from ml_assets.assets.common import DAILY, STATIC, check_results_by_day, data_version, day_range
 from ml_assets.dates import days_between
 from ml_assets.flights.contracts import DAILY_DATASETS, STATIC_DATASETS
 from ml_assets.flights.quality_gates import QUALITY_GATES
 from ml_assets.metadata import markdown_table, table_metadata
-from ml_assets.quality.gates import evaluate_gates, gate_check_specs
+from ml_assets.partitions import daily_partitions
+from ml_assets.quality.gates import evaluate_gates, evaluate_gates_by_day, gate_check_specs
 from ml_assets.resources.storage import DeltaStorage
 
 
@@ -24,7 +25,7 @@ def processed_asset(dataset: str, daily: bool) -> dg.AssetsDefinition:
         deps=[f"raw_{dataset}"],
         kinds={"polars", "deltalake", "pandera"},
         code_version="1",
-        check_specs=gate_check_specs(dataset, gate),
+        check_specs=gate_check_specs(dataset, gate, daily_partitions if daily else None),
         description=(
             f"{what}, validated with pandera; rows breaking a rule are kept in "
             f"{quarantine_table} with the rule, the value and the source row."
@@ -34,6 +35,7 @@ def processed_asset(dataset: str, daily: bool) -> dg.AssetsDefinition:
     def _processed(context: dg.AssetExecutionContext, storage: DeltaStorage):
         from ml_assets.flights.schemas import TABLES
         from ml_assets.quality.validation import validate_rows
+        from ml_assets.resources.sources import cut_off_days
 
         days = day_range(context)
         rules = TABLES[dataset]
@@ -48,9 +50,6 @@ def processed_asset(dataset: str, daily: bool) -> dg.AssetsDefinition:
             f"{table}: {result.clean.height} clean, {result.quarantined_rows} quarantined "
             f"of {result.raw_rows}, version {version}"
         )
-        checks = evaluate_gates(
-            result, rules.schema, rules.key, gate, days_between(*days) if days else None, earlier
-        )
         sample = result.quarantine.drop("source_record").head(10)
         metadata = table_metadata(result.clean, storage.table_uri(table), version) | {
             "delivered_rows": result.raw_rows,
@@ -60,9 +59,15 @@ def processed_asset(dataset: str, daily: bool) -> dg.AssetsDefinition:
             "violations_by_rule": dg.MetadataValue.json(result.rule_counts()),
             "quarantine_sample": dg.MetadataValue.md(markdown_table(sample) if sample.height else "none"),
         }  # fmt: skip
-        return dg.MaterializeResult(
-            metadata=metadata, check_results=checks, data_version=data_version(table, version)
-        )
+        if not days:
+            checks = evaluate_gates(result, rules.schema, rules.key, gate)
+            yield dg.MaterializeResult(metadata=metadata, check_results=checks, data_version=data_version(table, version))
+            return
+        yield dg.MaterializeResult(metadata=metadata, data_version=data_version(table, version))
+        delivered = dict(raw.group_by("date").agg(pl.len()).iter_rows())
+        yield from check_results_by_day(context, evaluate_gates_by_day(
+            result, delivered, rules.schema, rules.key, gate, days_between(*days), earlier, cut_off_days(raw)
+        ))  # fmt: skip
 
     return _processed
 

@@ -6,6 +6,7 @@ models, their evaluation and any later retraining read exactly the same rows (ti
 Each model is logged to MLflow (one run per partition), registered and made the `challenger`.
 """
 
+import os
 from datetime import timedelta
 
 import dagster as dg
@@ -19,13 +20,30 @@ from ml_assets.models.torch_tabular import TorchTrainConfig
 from ml_assets.flights.feature_spec import FEATURES_TABLE
 from ml_assets.resources.mlflow import MlflowTracking
 from ml_assets.resources.storage import DeltaStorage
+from ml_assets.run_tags import TRAINING_STEP_TAG
 
 TRAINING_SETS = "training/training_sets"
 DEFAULT_WINDOW_WEEKS = 13
 
-# Training threads; the step pods ask for as many CPUs (ml_assets/k8s/step_pods.py). A fixed count
-# keeps LightGBM reproducible.
-TRAINING_THREADS = 2
+# The CPUs a training step pod asks for (ml_assets/k8s/step_pods.py), and its threads there.
+POD_TRAINING_THREADS = 2
+
+
+def training_threads() -> int:
+    """Training threads: ML_ASSETS_TRAINING_THREADS, else POD_TRAINING_THREADS or, on a machine with
+    fewer cores, all but one, so the daily chain keeps a core while a week trains (one training
+    step runs at a time locally). A fixed count per machine keeps LightGBM reproducible."""
+    text = os.environ.get("ML_ASSETS_TRAINING_THREADS")
+    if text:
+        if not text.isdigit() or int(text) < 1:
+            raise ValueError(f"ML_ASSETS_TRAINING_THREADS={text!r}: expected a whole number of threads >= 1")
+        return int(text)
+    return max(1, min(POD_TRAINING_THREADS, (os.cpu_count() or 1) - 1))
+
+
+TRAINING_THREADS = training_threads()
+# the local executor runs the steps tagged so one at a time (ml_assets/resources/__init__.py)
+TRAINING_STEP_TAGS = {TRAINING_STEP_TAG: "cpu"}
 
 # The network's step pod goes to a GPU node (with the k8s_job_executor each step is its own pod).
 # LightGBM stays on CPU nodes: its OpenCL GPU trainer ran the same search 2.2x slower on an H200
@@ -193,6 +211,7 @@ class LgbmTrainingConfig(dg.Config):
     deps=["training_set"],
     kinds={"lightgbm", "optuna", "mlflow"},
     code_version="1",
+    op_tags=TRAINING_STEP_TAGS,
     description=(
         "LightGBM with an Optuna search (pruned, on a time-ordered validation split), refitted on "
         "the week's training window; logged to MLflow, registered and set as `challenger`."
@@ -206,7 +225,7 @@ def lgbm_model(
 
     registry = mlflow.registry()  # fails fast, before training, when MLflow is unreachable
     frame, data_versions = load_training_window(storage, context.partition_key)
-    model = train_lgbm(frame, LgbmSearchConfig(**config.model_dump()))
+    model = train_lgbm(frame, LgbmSearchConfig(**config.model_dump()), progress=context.log.info)
     params = {**config.model_dump(), **model.params, "best_iteration": model.best_iteration}
     return log_and_register_challenger(context, mlflow, registry, model, frame, params, data_versions)
 
@@ -231,7 +250,7 @@ class TorchTrainingConfig(dg.Config):
     deps=["training_set"],
     kinds={"pytorch", "mlflow"},
     code_version="1",
-    op_tags=GPU_PLACEMENT_TAGS,
+    op_tags=GPU_PLACEMENT_TAGS | TRAINING_STEP_TAGS,
     pool="gpu",  # the instance's `gpu` pool: GPU steps queue instead of overcommitting the GPU nodes
     description=(
         "A tabular network (categorical embeddings, standardised numerics), seeded, early-stopped, "
@@ -247,7 +266,9 @@ def torch_model(
     registry = mlflow.registry()  # fails fast, before training, when MLflow is unreachable
     frame, data_versions = load_training_window(storage, context.partition_key)
     settings = config.model_dump()
-    model = train_torch_tabular(frame, TorchTrainConfig(**{**settings, "hidden_sizes": tuple(config.hidden_sizes)}))
+    model = train_torch_tabular(
+        frame, TorchTrainConfig(**{**settings, "hidden_sizes": tuple(config.hidden_sizes)}), progress=context.log.info
+    )
     return log_and_register_challenger(context, mlflow, registry, model, frame, settings, data_versions)
 
 

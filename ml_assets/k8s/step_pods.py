@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from ml_assets.assets.training import TRAINING_THREADS
+from ml_assets.assets.training import POD_TRAINING_THREADS
 
 GPU_RESOURCE = "nvidia.com/gpu"
 TRAINING_IMAGE_ENV = "ML_ASSETS_TRAINING_IMAGE"
@@ -54,8 +54,8 @@ SIZE_BY_GROUP = {
     "serving": PodSize(cpu="500m", memory="2Gi"),
 }
 SIZE_BY_ASSET = {  # assets, and checks run on their own
-    "lgbm_model": PodSize(cpu=str(TRAINING_THREADS), memory="4Gi"),  # 2348
-    "torch_model": PodSize(cpu=str(TRAINING_THREADS), memory="4Gi"),  # 2585
+    "lgbm_model": PodSize(cpu=str(POD_TRAINING_THREADS), memory="4Gi"),  # 2348
+    "torch_model": PodSize(cpu=str(POD_TRAINING_THREADS), memory="4Gi"),  # 2585
     "champion_promotion": PodSize(cpu="500m", memory="1Gi"),  # 428
     "freshness_check": PodSize(cpu="250m", memory="512Mi"),  # reads the event log only (raw_planes: 218)
 }

@@ -24,6 +24,7 @@ from ml_assets.models.dataset import (
     lightgbm_frame,
     split_by_time,
 )
+from ml_assets.models.progress import Progress, Report
 
 
 @dataclass(frozen=True)
@@ -144,8 +145,9 @@ def _pruning_callback(trial):
     return callback
 
 
-def train_lgbm(frame: pl.DataFrame, config: LgbmSearchConfig = LgbmSearchConfig()) -> LgbmModel:
-    """Search hyperparameters on a time-ordered split, then refit on the whole window."""
+def train_lgbm(frame: pl.DataFrame, config: LgbmSearchConfig = LgbmSearchConfig(), progress: Report | None = None) -> LgbmModel:
+    """Search hyperparameters on a time-ordered split, then refit on the whole window; `progress`
+    hears of the trials as they end (trial n of N, the best ROC AUC so far, the time elapsed)."""
     import lightgbm as lgb
     import optuna
 
@@ -187,7 +189,15 @@ def train_lgbm(frame: pl.DataFrame, config: LgbmSearchConfig = LgbmSearchConfig(
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=20),
     )
     study.enqueue_trial(DEFAULT_TRIAL)
-    study.optimize(objective, n_trials=config.n_trials, timeout=config.timeout_s)
+    search = Progress(progress, "LightGBM search")
+
+    def report(study, trial) -> None:
+        done = trial.number + 1
+        best = max((t.value for t in study.trials if t.state.name == "COMPLETE"), default=None)
+        best_text = f"best ROC AUC {best:.4f}" if best is not None else "none complete yet"
+        search.step(f"trial {done} of {config.n_trials} {trial.state.name.lower()}, {best_text}", final=done == config.n_trials)
+
+    study.optimize(objective, n_trials=config.n_trials, timeout=config.timeout_s, callbacks=[report])
 
     best = study.best_trial
     params = {**base, **suggest_params(optuna.trial.FixedTrial(best.params))}

@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 
 from ml_assets.models.dataset import CategoryVocabulary, label_vector, numeric_matrix, split_by_time
+from ml_assets.models.progress import Progress, Report
 
 
 @dataclass(frozen=True)
@@ -155,9 +156,10 @@ def training_device(requested: str):
 
 
 def train_torch_tabular(
-    frame: pl.DataFrame, config: TorchTrainConfig = TorchTrainConfig()
+    frame: pl.DataFrame, config: TorchTrainConfig = TorchTrainConfig(), progress: Report | None = None
 ) -> TorchTabularModel:
-    """Train on the earlier rows, stop early on the later rows' loss, keep the best weights."""
+    """Train on the earlier rows, stop early on the later rows' loss, keep the best weights;
+    `progress` hears of the epochs (at most one line every 10 s, and the last)."""
     import torch
 
     torch.manual_seed(config.seed)
@@ -180,6 +182,7 @@ def train_torch_tabular(
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
 
     best_loss, best_epoch, best_state = float("inf"), 0, None
+    epochs = Progress(progress, "torch training")
     began = time.perf_counter()
     for epoch in range(config.max_epochs):
         network.train()
@@ -196,7 +199,13 @@ def train_torch_tabular(
         if valid_loss < best_loss:
             best_loss, best_epoch = valid_loss, epoch
             best_state = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
-        elif epoch - best_epoch >= config.patience:
+        stopping = epoch - best_epoch >= config.patience or epoch + 1 == config.max_epochs
+        epochs.step(
+            f"epoch {epoch + 1} of at most {config.max_epochs}, validation loss {valid_loss:.4f} "
+            f"(best {best_loss:.4f} at epoch {best_epoch + 1}){'; stopping' if stopping else ''}",
+            final=stopping,
+        )
+        if epoch - best_epoch >= config.patience:
             break
     seconds = time.perf_counter() - began
 

@@ -35,3 +35,21 @@ class Alert:
     def payload(self) -> dict:
         """The JSON a webhook receives: `text` plus every field."""
         return {"text": self.text, **asdict(self)}
+
+
+# Set on a check result whose alert left from the check itself: the alert sensor does not repeat it.
+ALERT_SENT = "alert_sent"
+REASON_KEYS = ("reason", "drifted_columns", "short_days", "breaches")
+
+
+def check_reason(metadata) -> str:
+    """What a failed check says about itself (the first of its explaining metadata entries)."""
+    values = {key: getattr(value, "value", value) for key, value in metadata.items()}
+    return next((str(values[k]) for k in REASON_KEYS if values.get(k)), "")
+
+
+def check_failure_alert(asset: str, check: str, partition: str | None, severity: str, metadata, run_id: str | None) -> Alert:
+    return Alert(
+        "check_failure", f"check {check} failed on {asset}", run_id=run_id, asset=asset, check=check,
+        partition=partition, severity=severity, error=check_reason(metadata)[:1000],
+    )  # fmt: skip

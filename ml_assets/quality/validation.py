@@ -7,7 +7,9 @@ value and the whole source row), so nothing is silently dropped.
 Raw rows arrive in delivery order (one source file after another). A redelivery is a correction:
 for each key the row of the newest delivery wins, and the rows it replaces are quarantined as
 `superseded`. Within one delivery the first row of a key wins and repeats are `duplicate_key`.
-Neither counts as breaking a rule (they are kept, not rejected).
+Neither counts as breaking a rule (they are kept, not rejected). A row that broke a rule and is
+restated by a newer delivery keeps its broken rules in quarantine and is also `superseded`: the
+correction is what counts, so it no longer counts as invalid.
 """
 
 from collections.abc import Callable, Sequence
@@ -45,10 +47,28 @@ class ValidationResult:
         return self.quarantine.select(PROVENANCE).unique().height
 
     @property
+    def superseded_rows(self) -> int:
+        """Delivered rows a newer delivery restated (valid or not)."""
+        return self._rows_under(pl.col("rule") == SUPERSEDED_RULE).height
+
+    @property
+    def rows_in_effect(self) -> int:
+        """Delivered rows no newer delivery restated: what the day's data is made of."""
+        return self.raw_rows - self.superseded_rows
+
+    @property
     def invalid_rows(self) -> int:
-        """Quarantined rows that break a rule (not a repeat, not superseded by a redelivery)."""
-        invalid = self.quarantine.filter(~pl.col("rule").is_in(NOT_INVALID))
-        return invalid.select(PROVENANCE).unique().height
+        """Rows in effect that break a rule (not a repeat, not superseded by a redelivery)."""
+        invalid = self._rows_under(~pl.col("rule").is_in(NOT_INVALID))
+        return invalid.join(self._rows_under(pl.col("rule") == SUPERSEDED_RULE), on=PROVENANCE, how="anti").height
+
+    def _rows_under(self, rule: pl.Expr) -> pl.DataFrame:
+        return self.quarantine.filter(rule).select(PROVENANCE).unique()
+
+    def for_day(self, day, raw_rows: int) -> "ValidationResult":
+        """The result of one day of a daily table (`raw_rows` delivered for it)."""
+        on_day = pl.col("date") == day
+        return ValidationResult(self.clean.filter(on_day), self.quarantine.filter(on_day), raw_rows)
 
     def rule_counts(self) -> dict[str, int]:
         counts = self.quarantine.group_by("rule").len().sort("len", descending=True)
@@ -80,9 +100,10 @@ def validate_rows(
     except pandera.errors.SchemaErrors as errors:
         failures.append(_check_failures(errors.failure_cases, typed))
     failures = pl.concat(failures)
-    passing = typed.join(failures.select(ROW_ID).unique(), on=ROW_ID, how="anti")
+    rejected = failures.select(ROW_ID).unique()
+    passing = typed.join(rejected, on=ROW_ID, how="anti")
     winners = _newest_delivery_wins(passing, key)
-    failures = pl.concat([failures, _key_failures(passing, winners, key)])
+    failures = pl.concat([failures, _key_failures(passing, winners, key), _restated_rejections(typed, rejected, key)])
     clean = winners.sort(ROW_ID).select(*schema.columns, *PROVENANCE)
     return ValidationResult(clean, _quarantine(raw, failures), raw.height)
 
@@ -175,6 +196,16 @@ def _key_failures(passing: pl.DataFrame, winners: pl.DataFrame, key: Sequence[st
     return losers.select(
         _failure_frame(pl.col(ROW_ID), rule.otherwise(pl.lit(DUPLICATE_RULE)), pl.lit(",".join(key)), value)
     )
+
+
+def _restated_rejections(typed: pl.DataFrame, rejected: pl.DataFrame, key: Sequence[str]) -> pl.DataFrame:
+    """Rejected rows whose key a newer delivery states again (validly or not): `superseded`."""
+    numbered = _with_delivery(typed)
+    newest = numbered.drop_nulls(list(key)).group_by(list(key)).agg(pl.col(DELIVERY).max().alias("_newest"))
+    restated = numbered.join(rejected, on=ROW_ID, how="semi").join(newest, on=list(key))
+    restated = restated.filter(pl.col(DELIVERY) < pl.col("_newest"))
+    value = pl.concat_str([pl.col(k).cast(pl.String) for k in key], separator="|")
+    return restated.select(_failure_frame(pl.col(ROW_ID), pl.lit(SUPERSEDED_RULE), pl.lit(",".join(key)), value))
 
 
 def _quarantine(raw: pl.DataFrame, failures: pl.DataFrame) -> pl.DataFrame:

@@ -54,8 +54,17 @@ def _k8s_executor(definitions: list) -> dg.ExecutorDefinition:
     return step_pod_executor(definitions)
 
 
+def _local_executor(definitions: list) -> dg.ExecutorDefinition:
+    """Each step in a subprocess of the run (Dagster's default), but one training step at a time:
+    two searches side by side on a laptop's cores each take twice as long and starve the daily chain."""
+    from ml_assets.run_tags import TRAINING_STEP_TAG
+
+    limits = [{"key": TRAINING_STEP_TAG, "limit": 1}]
+    return dg.multi_or_in_process_executor.configured({"multiprocess": {"tag_concurrency_limits": limits}})
+
+
 EXECUTOR_BY_ENV = {
-    "local": lambda definitions: None,  # Dagster's default: each step in a subprocess of the run
+    "local": _local_executor,
     "k8s": _k8s_executor,  # one pod per step, sized per asset (ml_assets/k8s/step_pods.py)
 }
 

@@ -24,6 +24,8 @@ from ml_assets.flights.contracts import LOCAL_DATE_COLUMNS, RAW_COLUMNS
 
 PROVENANCE_COLUMNS = ["_source_file", "_source_row", "_malformed"]
 DATA_SUFFIXES = (".csv", ".parquet")
+# how `_malformed` starts on the last row of a CSV file that ends mid-line (no final newline)
+CUT_OFF = "cut off"
 
 
 class SourceContractError(Exception):
@@ -85,6 +87,18 @@ class LandingZone(DataSource):
                 files[str(path)] = (day, stat.st_mtime_ns, stat.st_size)
         return files
 
+    def landed_at(self, datasets: list[str]) -> dict[date, float]:
+        """Days delivered in every one of `datasets` → when the first complete delivery landed
+        (the epoch seconds the last of its datasets' first files was written)."""
+        first_by_dataset: list[dict[date, float]] = []
+        for dataset in datasets:
+            first: dict[date, float] = {}
+            for day, modified, _ in self.daily_files(dataset).values():
+                first[day] = min(first.get(day, float("inf")), modified / 1e9)
+            first_by_dataset.append(first)
+        days = set.intersection(*(set(first) for first in first_by_dataset)) if first_by_dataset else set()
+        return {day: max(first[day] for first in first_by_dataset) for day in sorted(days)}
+
     def read_table(self, dataset: str) -> pl.DataFrame:
         for suffix in DATA_SUFFIXES:
             path = Path(self.root) / f"{dataset}{suffix}"
@@ -105,6 +119,19 @@ def _delivery_order(day: date, paths) -> list[Path]:
 def _natural_key(name: str) -> list:
     """`a-10` after `a-2`: digit runs compare as numbers."""
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)]
+
+
+def cut_off_days(raw: pl.DataFrame | pl.LazyFrame) -> dict[date, str]:
+    """Days (of raw daily rows) whose newest delivery ends cut off mid-line → that file. A later
+    delivery of the day (the complete redelivery) lifts it."""
+    frame = raw.lazy().select("date", "_source_file", "_malformed")
+    cut = frame.filter(pl.col("_malformed").str.starts_with(CUT_OFF)).select("date", "_source_file").unique().collect()
+    if cut.is_empty():
+        return {}
+    deliveries = frame.filter(pl.col("date").is_in(cut.get_column("date").implode()))
+    files = deliveries.group_by("date").agg(pl.col("_source_file").unique()).collect()
+    newest = {day: str(_delivery_order(day, [Path(f) for f in names])[-1]) for day, names in files.iter_rows()}
+    return {day: file for day, file in cut.iter_rows() if newest[day] == file}
 
 
 def check_columns(file: str, columns: list[str], dataset: str) -> None:
@@ -180,6 +207,9 @@ def _read_landing_csv(path: Path, dataset: str) -> pl.DataFrame:
         None if len(row) == width else f"has {len(row)} fields, the header has {width}"
         for _, row in body
     ]
+    if body and not text.endswith(("\n", "\r")):  # the upstream's writer stopped mid-line
+        reason = f"{CUT_OFF}: the file ends without a final newline, so its last line is incomplete"
+        malformed[-1] = f"{reason}; {malformed[-1]}" if malformed[-1] else reason
     cells = [(row + [None] * width)[:width] for _, row in body]
     frame = pl.DataFrame(cells, schema={c: pl.String for c in header}, orient="row")
     numbers = [number for number, _ in body]

@@ -2,17 +2,22 @@
 
 A day range is written as one `overwrite` commit with a predicate on the range, so a killed run
 never leaves a half-written partition and a re-run replaces exactly its days. Every commit is a
-table version, which the assets record as their data version (time travel with `version=`).
+table version, which the assets record as their data version (time travel with `version=`): the
+version of the write's own commit, found by an id the write puts in the commit's metadata, so a
+concurrent commit to the same table never passes for ours.
 A write may add columns (a new feature): they are merged into the table schema, and days not
 rewritten yet read them as null until they are re-materialized.
 """
 
+import uuid
 from datetime import date
 
 import dagster as dg
 import polars as pl
 
 DATE_COLUMN = "date"
+WRITE_ID = "ml_assets.write_id"  # commit metadata naming the write that made the commit
+RECENT_COMMITS = 100  # looked through first for a write's commit, before the whole history
 
 
 class DeltaStorage(dg.ConfigurableResource):
@@ -41,37 +46,50 @@ class DeltaStorage(dg.ConfigurableResource):
                 f"{table}: rows dated {days.min()}..{days.max()} fall outside the "
                 f"range {start}..{end} being written"
             )
-        frame.write_delta(
-            self.table_uri(table),
-            mode="overwrite",
-            delta_write_options={
-                "predicate": f"{DATE_COLUMN} >= '{start}' AND {DATE_COLUMN} <= '{end}'",
-                "partition_by": [DATE_COLUMN],
-                "schema_mode": "merge",
-            },
+        return self._overwrite(
+            table,
+            frame,
+            predicate=f"{DATE_COLUMN} >= '{start}' AND {DATE_COLUMN} <= '{end}'",
+            partition_by=[DATE_COLUMN],
+            schema_mode="merge",
         )
-        return self.version(table)
 
     def write_key(self, table: str, frame: pl.DataFrame, column: str, value: str) -> int:
         """Replace the rows whose `column` is `value` (a weekly asset's week) with `frame` atomically;
         `column` is set to `value` on every row written. Returns the new version."""
-        frame.with_columns(pl.lit(value).alias(column)).write_delta(
-            self.table_uri(table),
-            mode="overwrite",
-            delta_write_options={"predicate": f"{column} = '{value}'", "schema_mode": "merge"},
+        return self._overwrite(
+            table, frame.with_columns(pl.lit(value).alias(column)), predicate=f"{column} = '{value}'", schema_mode="merge"
         )
-        return self.version(table)
 
     def write_table(self, table: str, frame: pl.DataFrame) -> int:
         """Replace a whole unpartitioned table; returns the new version."""
-        frame.write_delta(
-            self.table_uri(table), mode="overwrite", delta_write_options={"schema_mode": "overwrite"}
-        )
-        return self.version(table)
+        return self._overwrite(table, frame, schema_mode="overwrite")
 
     def write(self, table: str, frame: pl.DataFrame, days: tuple[date, date] | None) -> int:
         """`write_days` over `days` (first, last), or `write_table` for an unpartitioned table."""
         return self.write_days(table, frame, *days) if days else self.write_table(table, frame)
+
+    def _overwrite(self, table: str, frame: pl.DataFrame, **options) -> int:
+        """One `overwrite` commit of `frame` with the Delta write `options`; returns its version."""
+        from deltalake import CommitProperties
+
+        write_id = uuid.uuid4().hex
+        frame.write_delta(
+            self.table_uri(table),
+            mode="overwrite",
+            delta_write_options={**options, "commit_properties": CommitProperties(custom_metadata={WRITE_ID: write_id})},
+        )
+        return self._version_written_by(table, write_id)
+
+    def _version_written_by(self, table: str, write_id: str) -> int:
+        from deltalake import DeltaTable
+
+        delta_table = DeltaTable(self.table_uri(table))
+        for limit in (RECENT_COMMITS, None):
+            for commit in delta_table.history(limit):
+                if commit.get(WRITE_ID) == write_id:
+                    return commit["version"]
+        raise RuntimeError(f"{self.table_uri(table)}: the commit of write {write_id} is not in the table's history")
 
     def scan(
         self,

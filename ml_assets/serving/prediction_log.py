@@ -1,5 +1,5 @@
 """The prediction log: every served prediction (request id, time, flight key, model version, role,
-score, features, latency), appended off the response path and durably.
+score, features, latency, the caller who asked), appended off the response path and durably.
 
 The request path only puts records in a queue. A writer thread appends them in batches to the
 log, a SQLite file by default or one Redis stream per flight date with the Redis store. A failed
@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, urlsplit
 SQLITE_FILE = "serving/prediction_log.db"
 SPILL_FOLDER = "serving/prediction_log_spill"
 FIELDS = ["request_id", "served_at", "date", "flight_key", "prediction_time", "model_version", "role",
-          "score", "latency_ms", "features"]  # fmt: skip
+          "score", "latency_ms", "features", "caller"]  # fmt: skip
 
 
 class PredictionLogError(RuntimeError):
@@ -67,6 +67,9 @@ class SqlitePredictionLog(PredictionLog):
         columns = ", ".join(f"{f} {'REAL' if f in ('score', 'latency_ms') else 'TEXT'}" for f in FIELDS)
         self._db.execute(f"CREATE TABLE IF NOT EXISTS prediction_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, {columns})")
         self._db.execute("CREATE INDEX IF NOT EXISTS prediction_log_by_date ON prediction_log (date)")
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(prediction_log)")}
+        for missing in [f for f in FIELDS if f not in present]:  # a log written before the field existed
+            self._db.execute(f"ALTER TABLE prediction_log ADD COLUMN {missing} TEXT")
 
     def append(self, records: Sequence[dict]) -> None:
         marks = ", ".join("?" * len(FIELDS))
@@ -76,7 +79,7 @@ class SqlitePredictionLog(PredictionLog):
                 try:
                     self._db.executemany(
                         f"INSERT INTO prediction_log ({', '.join(FIELDS)}) VALUES ({marks})",
-                        [tuple(r[f] for f in FIELDS) for r in records],
+                        [tuple(r.get(f) for f in FIELDS) for r in records],
                     )
                     self._db.execute("COMMIT")
                 except BaseException:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+import pydantic
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 CARRIER = r"^[A-Z0-9]{2}$"
 AIRPORT = r"^[A-Z0-9]{3}$"
@@ -18,17 +19,27 @@ EVENT_ID = Field(pattern=r"^[!-~]{1,200}$", description="unique per event (print
 DEP_DELAY_RANGE = (-240, 2880)
 
 
+def _text(value: object) -> object:
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 string with its UTC offset")
+    return value
+
+
 def _plausible(moment: datetime) -> datetime:
     if not EARLIEST <= moment.year < LATEST:
         raise ValueError(f"{moment.isoformat()} lies outside the years {EARLIEST}..{LATEST - 1}")
     return moment
 
 
-Moment = Annotated[AwareDatetime, AfterValidator(_plausible), Field(description="ISO 8601 with its UTC offset")]
+# Strict types elsewhere (no bool as a number, no number as a string); a moment is parsed from its text only.
+Moment = Annotated[
+    AwareDatetime, pydantic.Strict(False), BeforeValidator(_text), AfterValidator(_plausible),
+    Field(description="ISO 8601 with its UTC offset"),
+]  # fmt: skip
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class FlightIdentity(Strict):

@@ -6,6 +6,7 @@ Settings come from the environment (see `ServingSettings.from_env`).
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import socket
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ml_assets.flights.feature_spec import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from ml_assets.serving.access import AccessSettings
 from ml_assets.serving.assembly import FeatureAssembler, FlightQuery
 from ml_assets.serving.deployment import ModelDeployment, Routing
 from ml_assets.serving.feed_guard import FeedClock, guarded_ingest, implausible_state, rejection_summary
@@ -33,10 +35,9 @@ from ml_assets.serving.guardrails import (
 )
 from ml_assets.serving.inference_protocol import (
     OUTPUT,
-    InferenceRequest,
     InferenceResponse,
+    InferenceRows,
     ResponseOutput,
-    rows_from_inputs,
 )
 from ml_assets.serving.metrics import ServingMetrics
 from ml_assets.serving.prediction_log import SPILL_FOLDER, PredictionLogWriter, open_prediction_log, utc_now_iso
@@ -64,13 +65,24 @@ class ServingSettings:
     max_batch: int = 1000
     poll_interval_s: float = 5.0
     guardrails: GuardrailLimits = field(default_factory=GuardrailLimits)
+    read_token: str | None = None
+    rate_limit_per_s: float | None = None
+    rate_limit_burst: int | None = None
     feed_clock: FeedClock = field(default_factory=FeedClock)
+
+    def __post_init__(self):
+        self.access()  # refuses a contradictory access configuration at once
+
+    def access(self) -> AccessSettings:
+        rate, burst = self.rate_limit_per_s, self.rate_limit_burst
+        return AccessSettings(self.api_token, self.read_token, rate, burst or max(1, math.ceil(rate or 1)))
 
     @classmethod
     def from_env(cls) -> ServingSettings:
-        """ML_ASSETS_ONLINE_STORE, ML_ASSETS_API_TOKEN, MLFLOW_TRACKING_URI (default: the local
-        store under ML_ASSETS_DATA_DIR), ML_ASSETS_MAX_BATCH, ML_ASSETS_REGISTRY_POLL_SECONDS, the
-        ML_ASSETS_GUARDRAIL_* limits and the feed clock (`FeedClock.from_env`)."""
+        """ML_ASSETS_ONLINE_STORE, ML_ASSETS_API_TOKEN, ML_ASSETS_READ_TOKEN, MLFLOW_TRACKING_URI
+        (default: the local store under ML_ASSETS_DATA_DIR), ML_ASSETS_MAX_BATCH,
+        ML_ASSETS_REGISTRY_POLL_SECONDS, ML_ASSETS_RATE_LIMIT(_BURST), the ML_ASSETS_GUARDRAIL_* limits
+        and the feed clock (`FeedClock.from_env`)."""
         from ml_assets.resources.mlflow import local_mlflow
         from ml_assets.settings import data_dir
 
@@ -82,6 +94,9 @@ class ServingSettings:
             max_batch=int(os.environ.get("ML_ASSETS_MAX_BATCH", "1000")),
             poll_interval_s=float(os.environ.get("ML_ASSETS_REGISTRY_POLL_SECONDS", "5")),
             guardrails=GuardrailLimits.from_env(),
+            read_token=os.environ.get("ML_ASSETS_READ_TOKEN") or None,
+            rate_limit_per_s=float(os.environ["ML_ASSETS_RATE_LIMIT"]) if os.environ.get("ML_ASSETS_RATE_LIMIT") else None,
+            rate_limit_burst=int(os.environ["ML_ASSETS_RATE_LIMIT_BURST"]) if os.environ.get("ML_ASSETS_RATE_LIMIT_BURST") else None,
             feed_clock=FeedClock.from_env(),
         )
 
@@ -155,7 +170,9 @@ class ServingService:
             )
         return routing
 
-    def predict(self, flights: list, return_features: bool = False, request_id: str | None = None) -> dict:
+    def predict(
+        self, flights: list, return_features: bool = False, request_id: str | None = None, caller: str | None = None
+    ) -> dict:
         """The PredictResponse as a JSON-ready dict (built directly: the hot path skips a model
         validation per flight; the tests hold it to `schemas.PredictResponse`)."""
         began = time.perf_counter()
@@ -185,14 +202,14 @@ class ServingService:
         self._observe(assembled, scores, versions, roles)
         records = [
             _record(request_id, str(a.freshness["daily_features_for"]), a.key, a.prediction_time.isoformat(),
-                    v, r, float(s), latency_ms, a.features)  # fmt: skip
+                    v, r, float(s), latency_ms, a.features, caller)  # fmt: skip
             for a, s, v, r in zip(assembled, scores, versions, roles)
         ]
         self.log_writer.submit(records)
         if routing.mode == SHADOW:
             rows = [i for i, k in enumerate(keys) if shadowed(k, SHADOW, routing.rollout.percent)]
             if rows:
-                self._queue_comparison(("shadow", routing, request_id, assembled, rows, categorical, numeric, scores))
+                self._queue_comparison(("shadow", routing, request_id, assembled, rows, categorical, numeric, scores, caller))
         return {"request_id": request_id, "model_name": self.settings.model_name, "predictions": predictions}
 
     def _score(self, routing: Routing, roles: list[str], categorical: list, numeric: np.ndarray):
@@ -221,20 +238,19 @@ class ServingService:
             scores[kept] = routing.champion.scorer.predict_vectors([categorical[i] for i in kept], numeric[kept])
         return scores, roles
 
-    def infer(self, request: InferenceRequest) -> InferenceResponse:
+    def infer(self, request: InferenceRows, caller: str | None = None) -> InferenceResponse:
         """Open Inference Protocol: full feature vectors in, the champion's probabilities out."""
         began = time.perf_counter()
         routing = self._routing()
-        categorical, numeric = rows_from_inputs(request.inputs, self.settings.max_batch)
-        matrix = np.array(numeric, dtype=np.float64).reshape(len(categorical), len(NUMERIC_FEATURES))
-        scores = np.asarray(routing.champion.scorer.predict_vectors(categorical, matrix), float)
-        request_id = request.id or uuid.uuid4().hex
+        categorical, numeric = request.categorical, request.numeric
+        scores = np.asarray(routing.champion.scorer.predict_vectors(categorical, numeric), float)
+        request_id = request.request_id or uuid.uuid4().hex
         version = routing.champion.version
         latency_ms = (time.perf_counter() - began) * 1000
         today = str(datetime.now(LOCAL).date())
         self.log_writer.submit([
             _record(request_id, today, None, None, version, "champion", float(s), latency_ms,
-                    dict(zip(CATEGORICAL_FEATURES, c)) | dict(zip(NUMERIC_FEATURES, _nulls(n))))  # fmt: skip
+                    dict(zip(CATEGORICAL_FEATURES, c)) | dict(zip(NUMERIC_FEATURES, _nulls(n.tolist()))), caller)  # fmt: skip
             for s, c, n in zip(scores, categorical, numeric)
         ])  # fmt: skip
         for s in scores:
@@ -294,7 +310,7 @@ class ServingService:
                 return ChallengerCall(latency, True), routing
             reference = champion.predict_vectors([categorical[i] for i in chosen], numeric[chosen])
             return ChallengerCall(latency, False, tuple(answer), tuple(map(float, reference))), routing
-        _, _, request_id, assembled, rows, categorical, numeric, scores = job
+        _, _, request_id, assembled, rows, categorical, numeric, scores, caller = job
         began = time.perf_counter()
         try:
             answer = np.asarray(routing.challenger.scorer.predict_vectors([categorical[i] for i in rows], numeric[rows]), float)
@@ -308,7 +324,7 @@ class ServingService:
         self.log_writer.submit([
             _record(request_id, str(assembled[i].freshness["daily_features_for"]), assembled[i].key,
                     assembled[i].prediction_time.isoformat(), version, "shadow", float(s), latency * 1000,
-                    assembled[i].features)  # fmt: skip
+                    assembled[i].features, caller)  # fmt: skip
             for i, s in zip(rows, answer)
         ])  # fmt: skip
         for s in answer:
@@ -371,11 +387,11 @@ class ServingService:
         }
 
 
-def _record(request_id, day, flight_key, prediction_time, version, role, score, latency_ms, features) -> dict:
+def _record(request_id, day, flight_key, prediction_time, version, role, score, latency_ms, features, caller=None) -> dict:
     return {
         "request_id": request_id, "served_at": utc_now_iso(), "date": day, "flight_key": flight_key,
         "prediction_time": prediction_time, "model_version": version, "role": role, "score": score,
-        "latency_ms": latency_ms, "features": features,
+        "latency_ms": latency_ms, "features": features, "caller": caller,
     }  # fmt: skip
 
 

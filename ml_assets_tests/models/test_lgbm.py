@@ -48,3 +48,12 @@ def test_unseen_categories_and_missing_values_still_score(lgbm_model, train_and_
         pl.lit("NEW").alias("dest"), pl.lit(None, dtype=pl.Float64).alias("wx_temp")
     )
     assert np.all(np.isfinite(lgbm_model.predict_proba(probe)))
+
+
+def test_the_search_reports_each_trial_of_n_with_the_best_so_far_and_the_time(train_and_test):
+    from ml_assets.models.lgbm import LgbmSearchConfig, train_lgbm
+
+    lines = []
+    train_lgbm(train_and_test[0], LgbmSearchConfig(n_trials=3, max_boost_rounds=40, num_threads=1), progress=lines.append)
+    assert lines[-1].startswith("LightGBM search: trial 3 of 3 complete, best ROC AUC 0.") and lines[-1].endswith(" s elapsed")
+    assert 1 <= len(lines) <= 3  # at most one line every 10 s, and the last

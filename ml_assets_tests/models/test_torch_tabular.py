@@ -77,3 +77,21 @@ def test_asking_for_cuda_without_it_is_a_clear_error():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA here")
 def test_auto_picks_cuda_when_present():
     assert training_device("auto").type == training_device("cuda").type == "cuda"
+
+
+def test_training_reports_its_epochs_without_a_flood(train_and_test):
+    lines = []
+    train_torch_tabular(train_and_test[0], TorchTrainConfig(max_epochs=4, patience=10, num_threads=1), progress=lines.append)
+    assert lines[-1].startswith("torch training: epoch 4 of at most 4, validation loss ") and "; stopping" in lines[-1]
+    assert len(lines) <= 4 and all(line.endswith(" s elapsed") for line in lines)
+
+
+def test_progress_reports_at_most_one_line_every_interval_and_always_the_last():
+    from ml_assets.models.progress import Progress
+
+    now, lines = [0.0], []
+    progress = Progress(lines.append, "search", every_s=10, clock=lambda: now[0])
+    for second in (1, 5, 12, 15, 23, 24):
+        now[0] = second
+        progress.step(f"at {second}", final=second == 24)
+    assert lines == ["search: at 1, 1 s elapsed", "search: at 12, 12 s elapsed", "search: at 23, 23 s elapsed", "search: at 24, 24 s elapsed"]

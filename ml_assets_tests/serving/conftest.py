@@ -131,13 +131,15 @@ def make_service(registry, warm_store_file, tmp_path):
 
     built = []
 
-    def make(*, token=None, loader=None, store=None, limits=None, poll_interval_s=0.2, max_batch=1000, prediction_log=None):
+    def make(*, token=None, loader=None, store=None, limits=None, poll_interval_s=0.2, max_batch=1000, prediction_log=None,
+             read_token=None, rate_limit_per_s=None, rate_limit_burst=None):  # fmt: skip
         data_dir = tmp_path / f"service{len(built)}"
         (data_dir / "serving").mkdir(parents=True)
         shutil.copy(warm_store_file, data_dir / "serving" / "online_store.db")
         settings = ServingSettings(
             data_dir=data_dir, store_url=None, tracking_uri=registry.tracking_uri, api_token=token,
             max_batch=max_batch, poll_interval_s=poll_interval_s, guardrails=limits or GuardrailLimits(),
+            read_token=read_token, rate_limit_per_s=rate_limit_per_s, rate_limit_burst=rate_limit_burst,
         )  # fmt: skip
         service = ServingService(settings, store=store, registry=registry, loader=loader, prediction_log=prediction_log)
         built.append(service)
@@ -160,8 +162,9 @@ def flight_request(row: dict) -> dict:
 
 
 @contextmanager
-def served(app):
-    """The app on uvicorn in a thread on a free port of 127.0.0.1; yields its base URL."""
+def served(app, http: str = "auto"):
+    """The app on uvicorn (HTTP implementation `http`) in a thread on a free port of 127.0.0.1;
+    yields its base URL."""
     import socket
     import threading
     import time
@@ -171,7 +174,7 @@ def served(app):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, http=http))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -238,7 +238,7 @@ def test_the_service_rejects_counts_and_shows_them_and_stays_ready(make_service,
         answer = client.post("/v1/events", json={"events": events}, headers=auth).json()
         shown = client.get("/v1/status", headers=auth).json()["event_feed"]
         ready_after = client.get("/v2/health/ready")
-        predicted = client.post("/v1/predict", json={"flights": [body]})
+        predicted = client.post("/v1/predict", json={"flights": [body]}, headers=auth)
         metrics = client.get("/metrics").text
 
     assert (answer["received"], answer["applied"], answer["rejected"]) == (2, 0, 2)

@@ -101,6 +101,7 @@ def test_a_shadow_scores_the_challenger_off_the_response_path(make_service, regi
     assert {p["role"] for a in answers for p in a["predictions"]} == {"champion"}
     shadow = [r for r in logged if r["role"] == "shadow"]
     assert len(shadow) == 30 and {r["model_version"] for r in shadow} == {"2"}
+    assert {r["caller"] for r in logged} == {"anonymous@testclient"}  # the shadow rows name who asked too
     assert {r["flight_key"] for r in shadow} == {a["predictions"][0]["flight_key"] for a in answers}
     assert 'ml_assets_serving_predictions_total{model_version="2",role="shadow"} 30.0' in metrics
     assert service.guardrails.figures()["calls"] == 30
