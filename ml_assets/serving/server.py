@@ -19,7 +19,7 @@ def run_server(host: str, port: int, warm_from_lake: bool = False, workers: int 
     settings = ServingSettings.from_env()
     if warm_from_lake:
         _warm(settings)
-    token = f"bearer token {'required' if settings.api_token else 'not set'} for /v1/events and /v1/status"
+    token = "bearer token required but for health, /metrics and the docs" if settings.api_token else "no bearer token set"
     if workers > 1:
         print(f"Serving {settings.model_name} in {workers} worker processes on http://{host}:{port}  "
               f"(docs: /docs, metrics per worker: /metrics; {token})", flush=True)  # fmt: skip
