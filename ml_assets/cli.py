@@ -41,8 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     pipeline.add_argument("--json", help="also write the figures to this file")
 
     serving = suites.add_parser("serving", help="the online service under load, against `mlflow models serve`")
-    serving.add_argument("--rates", default="100,300,1000", help="fixed request rates, per second")
-    serving.add_argument("--duration", type=float, default=10.0, help="seconds per load step")
+    serving.add_argument("--rates", default="300,500", help="fixed request rates, per second")
+    serving.add_argument("--duration", type=float, default=3.0, help="seconds per load step (low rates: long enough for 200 requests)")
+    serving.add_argument("--runs", type=int, default=1, help="repetitions; the figures are their medians")
+    serving.add_argument("--workers", type=int, default=2, help="worker processes of our service")
     serving.add_argument("--json", help="also write the figures to this file")
 
     quality = suites.add_parser("model-quality", help="models and baselines on the DESIGN protocol")
@@ -73,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--warm-from-lake", action="store_true",
                        help="first push the last materialized day's features and replay its events")  # fmt: skip
+    serve.add_argument("--workers", type=int, default=1, help="processes sharing the port, each a whole service")
     rollout = commands.add_parser("rollout", help="roll the challenger out in the service: shadow, canary, promote, abort")
     rollout.add_argument("action", choices=["shadow", "canary", "promote", "abort", "status"])
     rollout.add_argument("--percent", type=float, help="share of flights (canary: required; shadow: default 100)")
@@ -104,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from ml_assets.serving.server import run_server
 
-        return run_server(args.host, args.port, args.warm_from_lake)
+        return run_server(args.host, args.port, args.warm_from_lake, args.workers)
     if args.command == "rollout":
         from ml_assets.models.rollouts import rollout_command
 
@@ -112,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench" and args.suite == "serving":
         from ml_assets.bench.serving import run as run_serving_bench
 
-        figures = run_serving_bench([float(r) for r in args.rates.split(",")], args.duration)
+        figures = run_serving_bench([float(r) for r in args.rates.split(",")], args.duration, args.runs, args.workers)
         if args.json:
             with open(args.json, "w") as out:
                 json.dump(figures, out, indent=2)

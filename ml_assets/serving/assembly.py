@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 
 from ml_assets.flights.feature_spec import (
@@ -32,8 +32,20 @@ from ml_assets.serving.daily_features import (
     distance_key,
     history_key,
 )
-from ml_assets.serving.realtime import LOCAL, LOOKBACK, FlightPoint, RealtimeView, flight_key, schedule_range
-from ml_assets.serving.store import OnlineStore, StoreStatus
+from ml_assets.serving.realtime import (
+    AIRCRAFT,
+    FLIGHT_TAILNUM,
+    LOCAL,
+    LOOKBACK,
+    FlightPoint,
+    RealtimeView,
+    aircraft_window,
+    flight_key,
+    realtime_ranges,
+    schedule_range,
+    tallies,
+)
+from ml_assets.serving.store import NamedRead, OnlineStore, StoreStatus
 
 LEAD = timedelta(hours=PREDICTION_LEAD_HOURS)
 # A live feed sends an observation per airport every hour: a watermark within this of the
@@ -86,42 +98,50 @@ class FeatureAssembler:
         self.store = store
 
     def assemble(self, flights: Sequence[FlightQuery]) -> list[AssembledFlight]:
-        """Feature rows for the flights, in order; raises FeatureRequestError or OnlineStoreError."""
-        status = self.store.status()
+        """Feature rows for the flights, in order; raises FeatureRequestError or OnlineStoreError.
+        The store is read once (`read_snapshot`): the schedules, daily rows, real-time entries and
+        tallies of every flight, and the aircraft its published schedule names where the client gave none."""
         local = [f.sched_dep.astimezone(LOCAL) for f in flights]
         keys = [flight_key(f.carrier, f.flight, f.origin, t.date()) for f, t in zip(flights, local)]
+        given = [_point(f, k, f.tailnum) for f, k in zip(flights, keys)]
+        wanted = [_daily_keys(f, t, f.tailnum) for f, t in zip(flights, local)]
+        by_day: dict[date, list[str]] = {}
+        for t, daily_keys in zip(local, wanted):
+            by_day.setdefault(t.date(), []).extend(daily_keys)
+        unnamed = [i for i, f in enumerate(flights) if not f.tailnum]
+        ranges = [schedule_range(p) for p in given] + realtime_ranges(given)
+        named = [
+            NamedRead(schedule_range(given[i]), FLIGHT_TAILNUM, local[i].date(), aircraft_key(""), AIRCRAFT,
+                      *aircraft_window(given[i]))  # fmt: skip
+            for i in unnamed
+        ]
+        per_flight = [tallies(p) for p in given]  # the tailnum does not change them
+        counts = list(dict.fromkeys(t for flight_tallies in per_flight for t in flight_tallies))
+        daily_reads = {day: list(dict.fromkeys(k)) for day, k in by_day.items()}
+        snapshot = self.store.read_snapshot(daily_reads, ranges, named, counts)
+        status = snapshot.status
         problems = [p for i, f in enumerate(flights) for p in _horizon_problems(i, f, local[i].date(), status)]
         if problems:
             raise FeatureRequestError(problems)
 
-        schedules = self.store.read_ranges(
-            [schedule_range(_point(f, k, None)) for f, k in zip(flights, keys)]
-        )
+        schedules = snapshot.ranges[: len(flights)]
         published = [found[-1][2] if found else None for found in schedules]  # [dest, distance, tailnum]
-        tailnums = [f.tailnum or (p[2] if p else None) for f, p in zip(flights, published)]
-        daily = self._daily_rows(flights, local, tailnums)
+        daily = [{key: snapshot.daily[t.date()][key] for key in daily_keys} for t, daily_keys in zip(local, wanted)]
+        points, aircraft = list(given), {}
+        for i, (tailnum, row, entries) in zip(unnamed, snapshot.named):
+            if tailnum:
+                points[i] = replace(given[i], tailnum=tailnum)
+                daily[i][aircraft_key(tailnum)] = row
+                aircraft[keys[i]] = entries
         problems = [p for i, f in enumerate(flights) for p in _catalog_problems(i, f, daily[i], published[i])]
         if problems:
             raise FeatureRequestError(problems)
 
-        points = [_point(f, k, t) for f, k, t in zip(flights, keys, tailnums)]
-        view = RealtimeView(self.store, points)
+        view = RealtimeView(ranges[len(flights) :], snapshot.ranges[len(flights) :], dict(zip(counts, snapshot.tallies)), aircraft)
         return [
-            self._assembled(f, t, point, daily[i], published[i], view.features(point), status)
+            self._assembled(f, t, point, daily[i], published[i], view.features(point, per_flight[i]), status)
             for i, (f, t, point) in enumerate(zip(flights, local, points))
         ]
-
-    def _daily_rows(self, flights, local, tailnums) -> list[dict]:
-        """Per flight: daily row key → values (None when the store has no row for that entity)."""
-        wanted = [_daily_keys(f, t, tailnum) for f, t, tailnum in zip(flights, local, tailnums)]
-        by_day: dict[date, list[str]] = {}
-        for t, keys in zip(local, wanted):
-            by_day.setdefault(t.date(), []).extend(keys)
-        found = {}
-        for day, keys in by_day.items():
-            unique = list(dict.fromkeys(keys))
-            found[day] = dict(zip(unique, self.store.read_daily(day, unique)))
-        return [{key: found[t.date()][key] for key in keys} for t, keys in zip(local, wanted)]
 
     def _assembled(self, flight, local, point, daily, published, realtime, status) -> AssembledFlight:
         features = {"carrier": flight.carrier, "origin": flight.origin, "dest": flight.dest}

@@ -25,6 +25,7 @@ from ml_assets.flights.features import (
 
 CALENDAR = "calendar"  # month, weekday, is_holiday, days_to_holiday of the day
 CATALOG = "catalog"  # the carriers, served origins and airports the service accepts
+FLEET = "fleet"  # the aircraft the event feed accepts: the planes table and those flown in the window
 CALENDAR_COLUMNS = ["month", "weekday", "is_holiday", "days_to_holiday"]
 AIRCRAFT_COLUMNS = ["plane_age", "plane_seats", "plane_engines"]
 
@@ -80,6 +81,8 @@ def daily_feature_rows(
         "origins": sorted(window.get_column("origin").unique()),
         "airports": sorted(set(airports.get_column("faa")) | set(window.get_column("dest")) | set(window.get_column("origin"))),
     }
+    flown = window.get_column("tailnum").drop_nulls()
+    rows[FLEET] = {"tailnums": sorted(set(planes.get_column("tailnum")) | set(flown))}
     return rows
 
 

@@ -87,12 +87,13 @@ def day_event_batches(flights: pl.DataFrame, weather: pl.DataFrame, batch_size: 
 
 def post_events(url: str, events: Iterable[dict], token: str | None = None, batch_size: int = BATCH_SIZE) -> dict:
     """POST the events to `{url}/v1/events` in batches of at most `batch_size`; returns the totals
-    (received, applied, duplicates, expired) and the service's latest `events_as_of`.
-    Raises EventPostError when the service refuses a batch."""
+    (received, applied, duplicates, expired, rejected), the service's latest `events_as_of` and the
+    rejections it listed (event id, reason, message). Raises EventPostError when the service refuses a batch."""
     import httpx
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    totals = {"received": 0, "applied": 0, "duplicates": 0, "expired": 0, "events_as_of": None}
+    totals = {"received": 0, "applied": 0, "duplicates": 0, "expired": 0, "rejected": 0, "events_as_of": None,
+              "rejections": []}  # fmt: skip
     pending = list(events)
     with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=30.0) as client:
         for start in range(0, len(pending), batch_size):
@@ -100,7 +101,8 @@ def post_events(url: str, events: Iterable[dict], token: str | None = None, batc
             if response.status_code != 200:
                 raise EventPostError(f"POST {url}/v1/events answered {response.status_code}: {response.text[:2000]}")
             answer = response.json()
-            for name in ("received", "applied", "duplicates", "expired"):
+            for name in ("received", "applied", "duplicates", "expired", "rejected"):
                 totals[name] += answer[name]
             totals["events_as_of"] = answer["events_as_of"]
+            totals["rejections"] += answer["rejections"]
     return totals

@@ -63,7 +63,7 @@ class ServingMetrics:
             "ml_assets_serving_prediction_log_pending", "Predictions waiting to be written to the log", registry=r
         )
         self.events = Counter(
-            "ml_assets_serving_events_total", "Events received, by outcome (applied, duplicate, expired)",
+            "ml_assets_serving_events_total", "Events received, by outcome (applied, duplicate, expired, rejected_<reason>)",
             ["outcome"], registry=r,
         )  # fmt: skip
         self.model_swaps = Counter(

@@ -5,16 +5,20 @@ The request path only puts records in a queue. A writer thread appends them in b
 log, a SQLite file by default or one Redis stream per flight date with the Redis store. A failed
 write is counted (`ml_assets_serving_prediction_log_errors_total`) and retried; nothing is
 dropped. Records still unwritten when the process stops are spilled to a local file and appended
-at the next start. The `served_predictions` asset moves a day of the log into the lake.
+at the next start. Several processes (`ml-assets serve --workers N`) share the log and the spill
+folder: a starting writer claims a spill file with an exclusive lock, held until its records are in
+the log and the file is gone, so each spilled record is written by one process only. The `served_predictions` asset moves a day of the log into the lake.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
 import threading
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Sequence
@@ -172,7 +176,7 @@ class PredictionLogWriter:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._spilled: list[Path] = []
+        self._spilled: list[tuple[Path, int]] = []  # claimed spill files and their locked descriptors
         self.last_error: str | None = None
 
     @property
@@ -189,8 +193,11 @@ class PredictionLogWriter:
         if self._thread:
             return
         for path in sorted(self.spill_dir.glob("*.jsonl")) if self.spill_dir.exists() else []:
-            self._queue.extend(json.loads(line) for line in path.read_text().splitlines() if line)
-            self._spilled.append(path)
+            claimed = _claim(path)
+            if claimed is not None:
+                descriptor, text = claimed
+                self._queue.extend(json.loads(line) for line in text.splitlines() if line)
+                self._spilled.append((path, descriptor))
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="prediction-log-writer", daemon=True)
         self._thread.start()
@@ -225,9 +232,7 @@ class PredictionLogWriter:
             if self.metrics:
                 self.metrics.log_pending.set(len(self._queue))
         self.last_error = None
-        for path in self._spilled:  # their records are all in the log now
-            path.unlink(missing_ok=True)
-        self._spilled.clear()
+        self._release_spilled()  # their records are all in the log now
         return True
 
     def _run(self) -> None:
@@ -238,10 +243,36 @@ class PredictionLogWriter:
             backoff = self.interval_s if self.flush() else min(backoff * 2, 5.0)
 
     def _spill(self) -> None:
+        """Write the queue to a new spill file (complete before it appears), then drop the claimed
+        ones: their records are in it."""
         self.spill_dir.mkdir(parents=True, exist_ok=True)
-        path = self.spill_dir / f"{time.time_ns()}-{os.getpid()}.jsonl"
-        path.write_text("".join(json.dumps(record) + "\n" for record in self._queue))
+        name = f"{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        partial = self.spill_dir / f"{name}.partial"
+        partial.write_text("".join(json.dumps(record) + "\n" for record in self._queue))
+        os.replace(partial, self.spill_dir / f"{name}.jsonl")
         self._queue.clear()
-        for earlier in self._spilled:  # their records are in the new file
-            earlier.unlink(missing_ok=True)
+        self._release_spilled()
+
+    def _release_spilled(self) -> None:
+        for path, descriptor in self._spilled:
+            path.unlink(missing_ok=True)
+            os.close(descriptor)  # releases the lock: the file is gone
         self._spilled.clear()
+
+
+def _claim(path: Path) -> tuple[int, str] | None:
+    """Lock a spill file for this process: (descriptor, text), or None when another process holds
+    it or has already written and removed it."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(descriptor).st_ino != os.stat(path).st_ino:
+            raise FileNotFoundError(path)  # removed (and maybe replaced) since it was opened
+    except (BlockingIOError, FileNotFoundError):
+        os.close(descriptor)
+        return None
+    with os.fdopen(os.dup(descriptor)) as source:
+        return descriptor, source.read()

@@ -29,7 +29,7 @@ from ml_assets.flights.features import (
     WEATHER_VALUES,
 )
 from ml_assets.serving.schemas import CancellationEvent, DepartureEvent, ScheduleEvent, WeatherEvent
-from ml_assets.serving.store import AppendResult, Entry, OnlineStore, StoreEvent, TimeRange
+from ml_assets.serving.store import AppendResult, Entry, OnlineStore, StoreEvent, Tally, TimeRange
 from ml_assets.settings import TIMEZONE
 
 LOCAL = ZoneInfo(TIMEZONE)  # flight dates, hours and minutes are local, as in the source
@@ -41,6 +41,7 @@ CANCELLED = "cancelled"  # (origin): nothing, at the scheduled departure
 AIRCRAFT = "aircraft"  # (tailnum): value dep_delay, at the actual departure
 WEATHER = "weather"  # (origin): payload WEATHER_VALUES, at the observation hour
 FLIGHT = "flight"  # (flight key): payload [dest, distance, tailnum], the published schedule of one flight
+FLIGHT_TAILNUM = 2  # where a FLIGHT payload names the aircraft
 
 RETENTION = timedelta(hours=48)  # entries older than this behind the watermark expire
 EXPIRY_STEP = timedelta(hours=1)  # expire at most once per this much watermark progress
@@ -127,63 +128,77 @@ def schedule_range(point: FlightPoint) -> TimeRange:
 
 
 def _ranges(point: FlightPoint) -> list[TimeRange]:
-    at, sched = point.at, point.sched
-    recent, limit, bank = RECENT_S, ON_TIME_LIMIT_S, BANK_S
-    ranges = [TimeRange(DEPARTURES, group_entity(by, point), at - window, at) for by, window in DEPARTURE_WINDOWS.values()]
-    ranges += [
-        TimeRange(SCHEDULED, point.origin, min(at - recent - limit, sched - bank), max(at - limit, sched + bank)),
-        TimeRange(ON_TIME, point.origin, at - recent - limit, at - limit),
-        TimeRange(CANCELLED, point.origin, at - recent, at),
-        TimeRange(WEATHER, point.origin, at - TREND_S - WEATHER_MAX_AGE_S, at),
-    ]
+    """The entries a flight's as-of lookups need (weather, its aircraft's previous departure)."""
+    at = point.at
+    ranges = [TimeRange(WEATHER, point.origin, at - TREND_S - WEATHER_MAX_AGE_S, at)]
     if point.tailnum:
         ranges.append(TimeRange(AIRCRAFT, point.tailnum, at - AIRCRAFT_LOOKBACK_S, at))
     return ranges
 
 
+def tallies(point: FlightPoint) -> list[Tally]:
+    """The counts (and sums of delays) a flight's trailing windows need, in the order
+    `RealtimeView` reads them: the departure windows, then flights due, on time, cancelled, nearby."""
+    at, sched = point.at, point.sched
+    recent, limit, bank = RECENT_S, ON_TIME_LIMIT_S, BANK_S
+    windows = [Tally(DEPARTURES, group_entity(by, point), at - window, at) for by, window in DEPARTURE_WINDOWS.values()]
+    # flights due in (at - recent, at]: scheduled `limit` before, so known to be on time or late
+    return windows + [
+        Tally(SCHEDULED, point.origin, at - recent - limit, at - limit, summed=False),
+        Tally(ON_TIME, point.origin, at - recent - limit, at - limit, summed=False),
+        Tally(CANCELLED, point.origin, at - recent, at, summed=False),
+        Tally(SCHEDULED, point.origin, sched - bank, sched + bank, summed=False),
+    ]
+
+
+def realtime_ranges(points: Sequence[FlightPoint]) -> list[TimeRange]:
+    """The entries a batch of flights needs: one range per series and entity, covering every flight
+    (the aircraft of a flight without a known tailnum is read by name, see `aircraft_window`)."""
+    merged: dict[tuple[str, str], list[float]] = {}
+    for point in points:
+        for r in _ranges(point):
+            bounds = merged.setdefault((r.series, r.entity), [r.start, r.end])
+            bounds[0], bounds[1] = min(bounds[0], r.start), max(bounds[1], r.end)
+    return [TimeRange(series, entity, start, end) for (series, entity), (start, end) in merged.items()]
+
+
+def aircraft_window(point: FlightPoint) -> tuple[float, float]:
+    """When the aircraft's previous departure may lie, for a flight's prediction point."""
+    return point.at - AIRCRAFT_LOOKBACK_S, point.at
+
+
+def _columns(found: list) -> tuple[list, list, list]:
+    return tuple(map(list, zip(*found))) if found else ([], [], [])
+
+
 class RealtimeView:
-    """The entries a batch of flights needs, read in one go (one range per series and entity
-    covering every flight), then sliced per flight."""
+    """What the store answered for a batch of flights: entries (`realtime_ranges`, and per flight
+    the aircraft its published schedule names when the client did not give it) and tallies, read
+    per flight."""
 
-    def __init__(self, store: OnlineStore, points: Sequence[FlightPoint]):
-        merged: dict[tuple[str, str], list[float]] = {}
-        for point in points:
-            for r in _ranges(point):
-                bounds = merged.setdefault((r.series, r.entity), [r.start, r.end])
-                bounds[0], bounds[1] = min(bounds[0], r.start), max(bounds[1], r.end)
-        ranges = [TimeRange(series, entity, start, end) for (series, entity), (start, end) in merged.items()]
-        self._entries: dict[tuple[str, str], tuple[list, list, list]] = {}
-        for r, found in zip(ranges, store.read_ranges(ranges)):
-            self._entries[(r.series, r.entity)] = tuple(map(list, zip(*found))) if found else ([], [], [])
-
-    def _slice(self, series: str, entity: str, after: float, upto: float) -> tuple[tuple, int, int]:
-        """The entries and the index range of those with after < time <= upto."""
-        entries = self._entries.get((series, entity), ([], [], []))
-        return entries, bisect_right(entries[0], after), bisect_right(entries[0], upto)
-
-    def count(self, series: str, entity: str, after: float, upto: float) -> int:
-        _, low, high = self._slice(series, entity, after, upto)
-        return high - low
-
-    def values(self, series: str, entity: str, after: float, upto: float) -> list[float]:
-        (_, values, _), low, high = self._slice(series, entity, after, upto)
-        return values[low:high]
+    def __init__(
+        self,
+        ranges: Sequence[TimeRange],
+        found: Sequence[list],
+        counted: dict[Tally, tuple[int, float]],
+        aircraft: dict[str, list] | None = None,
+    ):
+        self._entries = {(r.series, r.entity): _columns(entries) for r, entries in zip(ranges, found)}
+        self._counted = counted
+        self._named_aircraft = {key: _columns(entries) for key, entries in (aircraft or {}).items()}  # by flight key
 
     def latest(self, series: str, entity: str, at: float, tolerance_s: float) -> tuple | None:
         """(time, value, payload) of the latest entry with at - tolerance_s <= time <= at."""
-        times, values, payloads = self._entries.get((series, entity), ([], [], []))
-        index = bisect_right(times, at) - 1
-        if index >= 0 and index >= bisect_left(times, at - tolerance_s):
-            return times[index], values[index], payloads[index]
-        return None
+        return _latest(self._entries.get((series, entity), ([], [], [])), at, tolerance_s)
 
-    def features(self, point: FlightPoint) -> dict:
+    def features(self, point: FlightPoint, counts: list[Tally]) -> dict:
+        """The flight's real-time features; `counts` are its `tallies(point)`."""
         at = point.at
         return (
             self._weather(point.origin, at)
-            | self._departures(point, at)
-            | self._origin_operations(point, at)
-            | self._aircraft(point.tailnum, at)
+            | self._departures(counts)
+            | self._origin_operations(counts)
+            | self._aircraft(point, at)
         )
 
     def _weather(self, origin: str, at: float) -> dict:
@@ -198,31 +213,40 @@ class RealtimeView:
             features[f"wx_{v}_delta_{TREND_HOURS}h"] = now - then if now is not None and then is not None else None
         return features
 
-    def _departures(self, point: FlightPoint, at: float) -> dict:
+    def _departures(self, counts: list[Tally]) -> dict:
         features = {}
-        for name, (by, window) in DEPARTURE_WINDOWS.items():
-            delays = self.values(DEPARTURES, group_entity(by, point), at - window, at)
-            features[f"{name}_departures"] = len(delays)
-            features[f"{name}_mean_dep_delay"] = sum(delays) / len(delays) if delays else None
+        for name, tally in zip(DEPARTURE_WINDOWS, counts):
+            count, total = self._counted[tally]
+            features[f"{name}_departures"] = count
+            features[f"{name}_mean_dep_delay"] = total / count if count else None
         return features
 
-    def _origin_operations(self, point: FlightPoint, at: float) -> dict:
-        recent, limit, bank = RECENT_S, ON_TIME_LIMIT_S, BANK_S
-        # flights due in (at - recent, at]: scheduled `limit` before, so known to be on time or late
-        due = self.count(SCHEDULED, point.origin, at - recent - limit, at - limit)
-        on_time = self.count(ON_TIME, point.origin, at - recent - limit, at - limit)
+    def _origin_operations(self, counts: list[Tally]) -> dict:
+        due, on_time, cancelled, nearby = (self._counted[t][0] for t in counts[len(DEPARTURE_WINDOWS) :])
         return {
             "origin_recent_late_share": (due - on_time) / due if due > 0 else None,
-            "origin_recent_cancelled": self.count(CANCELLED, point.origin, at - recent, at),
-            "origin_scheduled_nearby": self.count(SCHEDULED, point.origin, point.sched - bank, point.sched + bank),
+            "origin_recent_cancelled": cancelled,
+            "origin_scheduled_nearby": nearby,
         }
 
-    def _aircraft(self, tailnum: str | None, at: float) -> dict:
-        previous = self.latest(AIRCRAFT, tailnum, at, AIRCRAFT_LOOKBACK_S) if tailnum else None
+    def _aircraft(self, point: FlightPoint, at: float) -> dict:
+        entries = self._named_aircraft.get(point.key)
+        if entries is not None:
+            previous = _latest(entries, at, AIRCRAFT_LOOKBACK_S)
+        else:
+            previous = self.latest(AIRCRAFT, point.tailnum, at, AIRCRAFT_LOOKBACK_S) if point.tailnum else None
         return {
             "aircraft_prev_dep_delay": previous[1] if previous else None,
             "aircraft_prev_dep_minutes_ago": _minutes(at - previous[0]) if previous else None,
         }
+
+
+def _latest(entries: tuple[list, list, list], at: float, tolerance_s: float) -> tuple | None:
+    times, values, payloads = entries
+    index = bisect_right(times, at) - 1
+    if index >= 0 and index >= bisect_left(times, at - tolerance_s):
+        return times[index], values[index], payloads[index]
+    return None
 
 
 def _minutes(seconds: float) -> int:

@@ -5,9 +5,12 @@ Layout under the key prefix (default `ml_assets:`):
   `{event id}\\x1f{value}\\x1f{payload}` (empty for none);
 - `applied`: applied event ids scored by time (the at-most-once guard); `series`: the entry keys;
 - `daily:{day}`: a hash key → row; `daily_pushes`: day → when pushed; `meta`: watermark and
-  coverage.
-A batch of events is applied by one Lua script, so it is atomic and skips known event ids; reads
-are one pipelined round trip. Short socket timeouts make an unreachable Redis an error fast.
+  coverage;
+- `dead_letters`: a stream of rejected events, `dead_letter_ids`: event id → reason (once per id),
+  `dead_letter_counts`: reason → events kept.
+A batch of events is applied by one Lua script, so it is atomic and skips known event ids; what a
+request reads (`read_snapshot`) is one pipelined round trip, reads keyed by an entity another entry
+names resolved inside it by a Lua script. Short socket timeouts make an unreachable Redis an error fast.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ml_assets.serving.sqlite_store import DAILY_RETENTION_DAYS
@@ -22,9 +26,15 @@ from ml_assets.serving.store import (
     AppendResult,
     OnlineStore,
     OnlineStoreError,
+    DeadLetters,
+    NamedRead,
+    Rejection,
+    Snapshot,
     StoreEvent,
+    Tally,
     StoreStatus,
     TimeRange,
+    decoded_json,
 )
 
 DEFAULT_PREFIX = "ml_assets:"
@@ -63,9 +73,113 @@ if high then
   local c = tonumber(redis.call('HGET', KEYS[3], 'coverage_start')) or math.huge
   if low < c then redis.call('HSET', KEYS[3], 'coverage_start', string.format('%.6f', low)) end
 end
-redis.call('HSET', KEYS[3], 'last_received', ARGV[1])
+if #ARGV > 1 then redis.call('HSET', KEYS[3], 'last_received', ARGV[1]) end
 return {applied, duplicates, expired}
 """
+
+# KEYS: dead_letter_ids, dead_letters, dead_letter_counts. ARGV: received_at, then per rejection:
+# event id, reason, message, event (JSON). Returns how many were new.
+DEAD_LETTER_SCRIPT = """
+local kept = 0
+for i = 2, #ARGV, 4 do
+  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then
+    redis.call('XADD', KEYS[2], '*', 'event_id', ARGV[i], 'reason', ARGV[i + 1], 'message', ARGV[i + 2],
+               'event', ARGV[i + 3], 'received_at', ARGV[1])
+    redis.call('HINCRBY', KEYS[3], ARGV[i + 1], 1)
+    kept = kept + 1
+  end
+end
+return kept
+"""
+
+
+# ARGV per read: source key, source time (start = end), payload field (0-based), daily hash key, daily
+# field prefix, entries key prefix, start, end. Returns per read {entity, daily row, {member, score, ...}}
+# ('' for none). The keys are computed here: fine on one Redis, not on a cluster.
+NAMED_SCRIPT = """
+local out = {}
+for i = 1, #ARGV, 8 do
+  local found = redis.call('ZRANGEBYSCORE', ARGV[i], ARGV[i + 1], ARGV[i + 1])
+  local entity, row, entries = '', '', {}
+  if #found > 0 then
+    local payload = string.match(found[#found], '^[^\\31]*\\31[^\\31]*\\31(.*)$')
+    if payload and payload ~= '' then
+      local named = cjson.decode(payload)[tonumber(ARGV[i + 2]) + 1]
+      if type(named) == 'string' then
+        entity = named
+        row = redis.call('HGET', ARGV[i + 3], ARGV[i + 4] .. named) or ''
+        entries = redis.call('ZRANGEBYSCORE', ARGV[i + 5] .. named, ARGV[i + 6], ARGV[i + 7], 'WITHSCORES')
+      end
+    end
+  end
+  out[#out + 1] = {entity, row, entries}
+end
+return out
+"""
+
+
+# ARGV per tally: key, after, upto, summed (1/0). Returns per tally: count, sum of the values (as
+# text). A key whose tallies are counts only is answered by ZCOUNT; the others' entries are read
+# once, over the span of their tallies, into times and prefix sums of the values, and each tally is
+# then two binary searches (a batch asks many windows of the same few keys).
+TALLY_SCRIPT = """
+local spans, order = {}, {}
+for i = 1, #ARGV, 4 do
+  local key, after, upto = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local span = spans[key]
+  if not span then
+    span = {after = after, upto = upto, summed = false, tallies = 1}
+    spans[key] = span
+    order[#order + 1] = key
+  else
+    span.after, span.upto = math.min(span.after, after), math.max(span.upto, upto)
+    span.tallies = span.tallies + 1
+  end
+  span.summed = span.summed or ARGV[i + 3] == '1'
+end
+for _, key in ipairs(order) do
+  local span = spans[key]
+  if span.summed then
+    local low, high = '(' .. string.format('%.17g', span.after), string.format('%.17g', span.upto)
+    local single = span.tallies == 1  -- its one window is the span: no times needed
+    local found = single and redis.call('ZRANGEBYSCORE', key, low, high)
+                         or redis.call('ZRANGEBYSCORE', key, low, high, 'WITHSCORES')
+    local step = single and 1 or 2
+    local times, prefix = {}, {[0] = 0}
+    for j = 1, #found, step do
+      local n, member = (j + step - 1) / step, found[j]
+      times[n] = single and span.upto or tonumber(found[j + 1])
+      local first = string.find(member, '\\31', 1, true)
+      local second = string.find(member, '\\31', first + 1, true)
+      prefix[n] = prefix[n - 1] + (tonumber(string.sub(member, first + 1, second - 1)) or 0)
+    end
+    span.times, span.prefix = times, prefix
+  end
+end
+local function upto_count(times, t)  -- how many times are <= t
+  local low, high = 0, #times
+  while low < high do
+    local middle = math.floor((low + high + 1) / 2)
+    if times[middle] <= t then low = middle else high = middle - 1 end
+  end
+  return low
+end
+local out = {}
+for i = 1, #ARGV, 4 do
+  local span = spans[ARGV[i]]
+  if span.summed then
+    local low = upto_count(span.times, tonumber(ARGV[i + 1]))
+    local high = upto_count(span.times, tonumber(ARGV[i + 2]))
+    out[#out + 1] = high - low
+    out[#out + 1] = ARGV[i + 3] == '1' and string.format('%.17g', span.prefix[high] - span.prefix[low]) or '0'
+  else
+    out[#out + 1] = redis.call('ZCOUNT', ARGV[i], '(' .. ARGV[i + 1], ARGV[i + 2])
+    out[#out + 1] = '0'
+  end
+end
+return out
+"""
+SCRIPTS = {"named": NAMED_SCRIPT, "tally": TALLY_SCRIPT}  # run inside read_snapshot's pipeline, by digest
 
 
 class RedisOnlineStore(OnlineStore):
@@ -86,6 +200,8 @@ class RedisOnlineStore(OnlineStore):
             health_check_interval=10,
         )
         self._append = self.client.register_script(APPEND_SCRIPT)
+        self._dead_letter = self.client.register_script(DEAD_LETTER_SCRIPT)
+        self._shas = {name: self.client.register_script(script).sha for name, script in SCRIPTS.items()}
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -129,7 +245,7 @@ class RedisOnlineStore(OnlineStore):
         if not keys:
             return []
         values = self._run(lambda: self.client.hmget(self._key("daily", str(day)), list(keys)))
-        return [json.loads(value) if value is not None else None for value in values]
+        return [decoded_json(value) if value is not None else None for value in values]
 
     def append(self, events: Sequence[StoreEvent], received_at: float) -> AppendResult:
         arguments: list = [repr(received_at)]
@@ -148,11 +264,11 @@ class RedisOnlineStore(OnlineStore):
         def read():
             pipe = self.client.pipeline(transaction=False)
             for r in ranges:
-                pipe.zrangebyscore(self._key("e", r.series, r.entity), r.start, r.end, withscores=True)
+                pipe.execute_command("ZRANGEBYSCORE", self._key("e", r.series, r.entity), r.start, r.end, "WITHSCORES")
             return pipe.execute()
 
         found = self._run(read) if ranges else []
-        return [[(score, *_decoded(member)) for member, score in members] for members in found]
+        return [[(float(score), *_decoded(member)) for member, score in _pairs(reply)] for reply in found]
 
     def expire(self, before: float) -> int:
         def delete() -> int:
@@ -175,8 +291,84 @@ class RedisOnlineStore(OnlineStore):
 
         return self._run(delete)
 
+    def dead_letter(self, rejected: Sequence[Rejection], received_at: float) -> int:
+        if not rejected:
+            return 0
+        arguments: list = [repr(received_at)]
+        for r in rejected:
+            arguments += [r.event_id, r.reason, r.message, json.dumps(r.event)]
+        keys = [self._key("dead_letter_ids"), self._key("dead_letters"), self._key("dead_letter_counts")]
+        return self._run(lambda: self._dead_letter(keys=keys, args=arguments))
+
+    def dead_letters(self, limit: int) -> DeadLetters:
+        def read():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hgetall(self._key("dead_letter_counts"))
+            pipe.xrevrange(self._key("dead_letters"), count=limit)
+            return pipe.execute()
+
+        counts, entries = self._run(read)
+        latest = [
+            {"event_id": f["event_id"], "reason": f["reason"], "message": f["message"], "event": json.loads(f["event"]),
+             "received_at": float(f["received_at"])}
+            for _, f in entries
+        ]  # fmt: skip
+        return DeadLetters({reason: int(n) for reason, n in sorted(counts.items())}, latest)
+
     def set_coverage_start(self, start: float) -> None:
         self._run(lambda: self.client.hset(self._key("meta"), "coverage_start", repr(start)))
+
+    def read_tallies(self, tallies: Sequence[Tally]) -> list[tuple[int, float]]:
+        return self.read_snapshot({}, [], [], tallies).tallies
+
+    def read_snapshot(
+        self, daily: dict[date, list[str]], ranges: Sequence[TimeRange], named: Sequence[NamedRead], tallies: Sequence[Tally]
+    ) -> Snapshot:
+        import redis
+
+        def read():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hgetall(self._key("meta"))
+            pipe.hgetall(self._key("daily_pushes"))
+            for day, keys in daily.items():
+                pipe.hmget(self._key("daily", str(day)), list(keys))
+            for r in ranges:  # raw replies: redis-py's own score parsing costs more than the rest of a request
+                pipe.execute_command("ZRANGEBYSCORE", self._key("e", r.series, r.entity), r.start, r.end, "WITHSCORES")
+            if named:
+                pipe.execute_command("EVALSHA", self._shas["named"], 0, *self._named_arguments(named))
+            if tallies:
+                arguments = [a for t in tallies
+                             for a in (self._key("e", t.series, t.entity), repr(t.after), repr(t.upto), int(t.summed))]  # fmt: skip
+                pipe.execute_command("EVALSHA", self._shas["tally"], 0, *arguments)
+            return pipe.execute()
+
+        try:
+            replies = self._run(read)
+        except OnlineStoreError as error:
+            if not isinstance(error.__cause__, redis.exceptions.NoScriptError):
+                raise
+            for name, script in SCRIPTS.items():  # a restarted or flushed Redis
+                self._shas[name] = self._run(lambda script=script: self.client.script_load(script))
+            replies = self._run(read)
+        meta, pushes, rest = replies[0], replies[1], iter(replies[2:])
+        rows = {
+            day: {k: decoded_json(v) if v is not None else None for k, v in zip(keys, next(rest))}
+            for day, keys in daily.items()
+        }
+        entries = [[(float(score), *_decoded(member)) for member, score in _pairs(next(rest))] for _ in ranges]
+        resolved = [_resolved(answer) for answer in next(rest)] if named else []
+        flat = next(rest) if tallies else []
+        counted = [(int(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)]
+        return Snapshot(_status(meta, pushes), rows, entries, resolved, counted)
+
+    def _named_arguments(self, named: Sequence[NamedRead]) -> list:
+        arguments: list = []
+        for n in named:
+            arguments += [
+                self._key("e", n.source.series, n.source.entity), repr(n.source.start), n.field,
+                self._key("daily", str(n.day)), n.daily_prefix, self._key("e", n.series, ""), repr(n.start), repr(n.end),
+            ]  # fmt: skip
+        return arguments
 
     def status(self) -> StoreStatus:
         def read():
@@ -185,13 +377,7 @@ class RedisOnlineStore(OnlineStore):
             pipe.hgetall(self._key("daily_pushes"))
             return pipe.execute()
 
-        meta, pushes = self._run(read)
-        number = {name: float(value) for name, value in meta.items()}
-        daily = {date.fromisoformat(d): json.loads(p)["pushed_at"] for d, p in pushes.items()}
-        return StoreStatus(
-            number.get("watermark"), number.get("coverage_start"), number.get("expired_before"),
-            number.get("last_received"), dict(sorted(daily.items())),
-        )  # fmt: skip
+        return _status(*self._run(read))
 
     def ping(self) -> None:
         self._run(self.client.ping)
@@ -207,6 +393,34 @@ class RedisOnlineStore(OnlineStore):
         return len(keys)
 
 
+def _status(meta: dict, pushes: dict) -> StoreStatus:
+    number = {name: float(value) for name, value in meta.items()}
+    daily = {date.fromisoformat(d): json.loads(p)["pushed_at"] for d, p in pushes.items()}
+    return StoreStatus(
+        number.get("watermark"), number.get("coverage_start"), number.get("expired_before"),
+        number.get("last_received"), dict(sorted(daily.items())),
+    )  # fmt: skip
+
+
+def _resolved(answer: list) -> tuple[str | None, dict | None, list]:
+    """A NAMED_SCRIPT answer: (entity, daily row, entries)."""
+    entity, row, flat = answer
+    if not entity:
+        return None, None, []
+    entries = [(float(flat[i + 1]), *_decoded(flat[i])) for i in range(0, len(flat), 2)]
+    return entity, decoded_json(row) if row else None, entries
+
+
+def _pairs(reply: list) -> list:
+    """(member, score) of a ZRANGEBYSCORE ... WITHSCORES reply: pairs in RESP3, flat in RESP2."""
+    if reply and not isinstance(reply[0], list | tuple):
+        return list(zip(reply[::2], reply[1::2]))
+    return reply
+
+
+@lru_cache(maxsize=65536)
 def _decoded(member: str) -> tuple[float | None, list | None]:
+    """(value, payload) of a member; cached, as every request of a day reads the same entries
+    (the payload is shared: read it, never change it)."""
     _, value, payload = member.split(SEPARATOR, 2)
-    return (float(value) if value else None), (json.loads(payload) if payload else None)
+    return (float(value) if value else None), (decoded_json(payload) if payload else None)

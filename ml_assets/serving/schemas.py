@@ -154,9 +154,17 @@ class EventBatch(Strict):
     events: list[Event] = Field(min_length=1, max_length=MAX_EVENTS)
 
 
+class EventRejection(BaseModel):
+    event_id: str
+    reason: str = Field(examples=["ahead_of_feed"])
+    message: str
+
+
 class EventsResponse(BaseModel):
     received: int
     applied: int
     duplicates: int = Field(description="already applied (same event id): ignored")
     expired: int = Field(description="older than the real-time state kept: ignored")
+    rejected: int = Field(0, description="refused by the feed guard (too far ahead, unknown entity): kept, not applied")
+    rejections: list[EventRejection] = Field([], description="the first 100 rejected events and why")
     events_as_of: datetime | None

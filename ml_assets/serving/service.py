@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import queue
+import socket
 import threading
 import time
 import uuid
@@ -20,10 +21,10 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ml_assets.flights.feature_spec import CATEGORICAL_FEATURES, NUMERIC_FEATURES
-from ml_assets.serving import realtime
 from ml_assets.serving.access import AccessSettings
 from ml_assets.serving.assembly import FeatureAssembler, FlightQuery
 from ml_assets.serving.deployment import ModelDeployment, Routing
+from ml_assets.serving.feed_guard import FeedClock, guarded_ingest, implausible_state, rejection_summary
 from ml_assets.serving.guardrails import (
     SHADOW,
     ChallengerCall,
@@ -46,6 +47,8 @@ from ml_assets.serving.store import OnlineStoreError, open_store, store_url_from
 
 MODEL_NAME = "flight_disruption"
 COMPARISON_QUEUE = 2000  # shadow and canary comparisons waiting; beyond, they are skipped
+REJECTIONS_LISTED = 100  # per events response; all are kept in the store's dead letters
+LATEST_DEAD_LETTERS = 5  # in /v1/status
 
 
 class ServiceUnavailable(RuntimeError):
@@ -65,6 +68,7 @@ class ServingSettings:
     read_token: str | None = None
     rate_limit_per_s: float | None = None
     rate_limit_burst: int | None = None
+    feed_clock: FeedClock = field(default_factory=FeedClock)
 
     def __post_init__(self):
         self.access()  # refuses a contradictory access configuration at once
@@ -77,7 +81,8 @@ class ServingSettings:
     def from_env(cls) -> ServingSettings:
         """ML_ASSETS_ONLINE_STORE, ML_ASSETS_API_TOKEN, ML_ASSETS_READ_TOKEN, MLFLOW_TRACKING_URI
         (default: the local store under ML_ASSETS_DATA_DIR), ML_ASSETS_MAX_BATCH,
-        ML_ASSETS_REGISTRY_POLL_SECONDS, ML_ASSETS_RATE_LIMIT(_BURST) and the ML_ASSETS_GUARDRAIL_* limits."""
+        ML_ASSETS_REGISTRY_POLL_SECONDS, ML_ASSETS_RATE_LIMIT(_BURST), the ML_ASSETS_GUARDRAIL_* limits
+        and the feed clock (`FeedClock.from_env`)."""
         from ml_assets.resources.mlflow import local_mlflow
         from ml_assets.settings import data_dir
 
@@ -92,6 +97,7 @@ class ServingSettings:
             read_token=os.environ.get("ML_ASSETS_READ_TOKEN") or None,
             rate_limit_per_s=float(os.environ["ML_ASSETS_RATE_LIMIT"]) if os.environ.get("ML_ASSETS_RATE_LIMIT") else None,
             rate_limit_burst=int(os.environ["ML_ASSETS_RATE_LIMIT_BURST"]) if os.environ.get("ML_ASSETS_RATE_LIMIT_BURST") else None,
+            feed_clock=FeedClock.from_env(),
         )
 
 
@@ -120,12 +126,14 @@ class ServingService:
         self._comparisons: queue.Queue = queue.Queue(maxsize=COMPARISON_QUEUE)
         self._worker: threading.Thread | None = None
         self._judged: str | None = None  # the rollout (start time) the guardrail window holds
+        self._started_at: float | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
         if self._worker:
             return
+        self._started_at = time.time()
         self.log_writer.start()
         self.deployment.start()
         self._worker = threading.Thread(target=self._compare, name="challenger-comparisons", daemon=True)
@@ -146,10 +154,11 @@ class ServingService:
             return False, f"no champion model is loaded ({self.deployment.last_error or 'waiting for the registry'})"
         try:
             self.store.ping()
+            problem = implausible_state(self.settings.feed_clock, self.store.status(), time.time())
         except OnlineStoreError as error:
             self.metrics.store_errors.labels(operation="ping").inc()
             return False, str(error)
-        return True, None
+        return problem is None, problem
 
     # --- predictions -----------------------------------------------------------------------------
 
@@ -326,8 +335,9 @@ class ServingService:
     # --- events and status ------------------------------------------------------------------------
 
     def ingest(self, events: list) -> EventsResponse:
+        """Apply the events the feed guard accepts; keep the others with their reasons."""
         try:
-            result = realtime.ingest(self.store, events, time.time())
+            result, rejected = guarded_ingest(self.store, self.settings.feed_clock, events, time.time())
             status = self.store.status()
         except OnlineStoreError:
             self.metrics.store_errors.labels(operation="write").inc()
@@ -335,9 +345,12 @@ class ServingService:
         for outcome, count in (("applied", result.applied), ("duplicate", result.duplicates), ("expired", result.expired)):
             if count:
                 self.metrics.events.labels(outcome=outcome).inc(count)
+        for rejection in rejected:
+            self.metrics.events.labels(outcome=f"rejected_{rejection.reason}").inc()
         watermark = status.watermark
         return EventsResponse(
             received=len(events), applied=result.applied, duplicates=result.duplicates, expired=result.expired,
+            rejected=len(rejected), rejections=rejection_summary(rejected, REJECTIONS_LISTED),
             events_as_of=datetime.fromtimestamp(watermark, timezone.utc) if watermark is not None else None,
         )  # fmt: skip
 
@@ -349,18 +362,24 @@ class ServingService:
         }
         try:
             store = self.store.status()
+            dead = self.store.dead_letters(LATEST_DEAD_LETTERS)
             online_store = {
                 "url": self.store.url, "events_as_of": _iso(store.watermark),
                 "realtime_since": _iso(store.realtime_since), "daily_features": {str(d): p for d, p in store.daily.items()},
+                "realtime_problem": implausible_state(self.settings.feed_clock, store, time.time()),
             }  # fmt: skip
+            feed = {"clock": asdict(self.settings.feed_clock), "rejected": dead.counts, "latest_rejected": dead.latest}
         except OnlineStoreError as error:
             online_store = {"url": self.store.url, "error": str(error)}
+            feed = {"clock": asdict(self.settings.feed_clock), "error": str(error)}
         return {
             "model_name": self.settings.model_name,
+            "process": {"pid": os.getpid(), "host": socket.gethostname(), "started_at": _iso(self._started_at)},
             "models": loaded,
             "rollout": asdict(routing.rollout) | {"mode": routing.mode},
             "guardrails": {"limits": asdict(self.settings.guardrails), "window": self.guardrails.figures()},
             "online_store": online_store,
+            "event_feed": feed,
             "prediction_log": {"url": self.log_writer.log.url, "pending": self.log_writer.pending,
                                "last_error": self.log_writer.last_error},  # fmt: skip
             "registry": {"tracking_uri": _without_credentials(self.settings.tracking_uri),

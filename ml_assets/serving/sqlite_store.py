@@ -15,9 +15,15 @@ from ml_assets.serving.store import (
     AppendResult,
     OnlineStore,
     OnlineStoreError,
+    DeadLetters,
+    NamedRead,
+    Rejection,
+    Snapshot,
     StoreEvent,
+    Tally,
     StoreStatus,
     TimeRange,
+    decoded_json,
 )
 
 DAILY_RETENTION_DAYS = 7  # daily rows older than this (before the day pushed) are dropped
@@ -28,12 +34,16 @@ CREATE INDEX IF NOT EXISTS applied_events_by_time ON applied_events (time);
 CREATE TABLE IF NOT EXISTS entries (
     series TEXT NOT NULL, entity TEXT NOT NULL, time REAL NOT NULL, event_id TEXT NOT NULL, value REAL, payload TEXT
 );
-CREATE INDEX IF NOT EXISTS entries_by_entity_time ON entries (series, entity, time);
+DROP INDEX IF EXISTS entries_by_entity_time;
+CREATE INDEX IF NOT EXISTS entries_by_entity_time_value ON entries (series, entity, time, value); -- tallies read no rows
 CREATE INDEX IF NOT EXISTS entries_by_time ON entries (time);
 CREATE TABLE IF NOT EXISTS daily (day TEXT NOT NULL, key TEXT NOT NULL, payload TEXT NOT NULL,
     PRIMARY KEY (day, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS daily_pushes (day TEXT PRIMARY KEY, pushed_at TEXT NOT NULL, keys INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE,
+    reason TEXT NOT NULL, message TEXT NOT NULL, event TEXT NOT NULL, received_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS dead_letters_by_reason ON dead_letters (reason);
 """
 
 
@@ -96,7 +106,7 @@ class SqliteOnlineStore(OnlineStore):
             found = dict(
                 db.execute(f"SELECT key, payload FROM daily WHERE day = ? AND key IN ({marks})", (str(day), *keys))
             )
-            return [json.loads(found[key]) if key in found else None for key in keys]
+            return [decoded_json(found[key]) if key in found else None for key in keys]
 
         return self._run(read) if keys else []
 
@@ -126,7 +136,8 @@ class SqliteOnlineStore(OnlineStore):
                 if progress:
                     _set_meta(db, "watermark", max(progress), "max")
                     _set_meta(db, "coverage_start", min(progress), "min")
-                _set_meta(db, "last_received", received_at, "set")
+                if events:
+                    _set_meta(db, "last_received", received_at, "set")
                 db.execute("COMMIT")
                 return AppendResult(applied, duplicates, expired)
             except BaseException:
@@ -136,30 +147,47 @@ class SqliteOnlineStore(OnlineStore):
         return self._run(write)
 
     def read_ranges(self, ranges: Sequence[TimeRange]) -> list[list[tuple[float, float | None, list | None]]]:
-        """One query per series (its entities, over the span of their ranges), split per range."""
+        """One indexed query per range; its rows are the entries as they are, payloads decoded."""
 
         def read(db: sqlite3.Connection) -> list[list[tuple[float, float | None, list | None]]]:
-            found: list[list] = [[] for _ in ranges]
-            by_series: dict[str, list[int]] = {}
-            for i, r in enumerate(ranges):
-                by_series.setdefault(r.series, []).append(i)
-            for series, indices in by_series.items():
-                wanted: dict[str, list[int]] = {}
-                for i in indices:
-                    wanted.setdefault(ranges[i].entity, []).append(i)
-                start, end = min(ranges[i].start for i in indices), max(ranges[i].end for i in indices)
+            found = []
+            for r in ranges:
                 rows = db.execute(
-                    f"SELECT entity, time, value, payload FROM entries WHERE series = ? AND time BETWEEN ? AND ? "
-                    f"AND entity IN ({','.join('?' * len(wanted))}) ORDER BY entity, time, rowid",
-                    (series, start, end, *wanted),
+                    "SELECT time, value, payload FROM entries WHERE series = ? AND entity = ? AND time BETWEEN ? AND ? "
+                    "ORDER BY time, rowid",
+                    (r.series, r.entity, r.start, r.end),
                 ).fetchall()
-                for entity, time, value, payload in rows:
-                    for i in wanted[entity]:
-                        if ranges[i].start <= time <= ranges[i].end:
-                            found[i].append((time, value, json.loads(payload) if payload is not None else None))
+                if any(payload is not None for _, _, payload in rows):
+                    rows = [(t, v, decoded_json(p) if p is not None else None) for t, v, p in rows]
+                found.append(rows)
             return found
 
         return self._run(read) if ranges else []
+
+    def read_tallies(self, tallies: Sequence[Tally]) -> list[tuple[int, float]]:
+        def read(db: sqlite3.Connection) -> list[tuple[int, float]]:
+            return [
+                db.execute(
+                    f"SELECT count(*), {'total(value)' if t.summed else '0.0'} FROM entries "
+                    "WHERE series = ? AND entity = ? AND time > ? AND time <= ?",
+                    (t.series, t.entity, t.after, t.upto),
+                ).fetchone()
+                for t in tallies
+            ]
+
+        return self._run(read) if tallies else []
+
+    def read_snapshot(
+        self, daily: dict[date, list[str]], ranges: Sequence[TimeRange], named: Sequence[NamedRead], tallies: Sequence[Tally]
+    ) -> Snapshot:
+        """In one read transaction: a consistent snapshot while the feed writes."""
+        db = self._connection()
+        self._run(lambda db: db.execute("BEGIN"))
+        try:
+            return super().read_snapshot(daily, ranges, named, tallies)
+        finally:
+            if db.in_transaction:
+                db.execute("COMMIT")
 
     def expire(self, before: float) -> int:
         def delete(db: sqlite3.Connection) -> int:
@@ -175,6 +203,41 @@ class SqliteOnlineStore(OnlineStore):
                 raise
 
         return self._run(delete)
+
+    def dead_letter(self, rejected: Sequence[Rejection], received_at: float) -> int:
+        def write(db: sqlite3.Connection) -> int:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                kept = sum(
+                    db.execute(
+                        "INSERT OR IGNORE INTO dead_letters (event_id, reason, message, event, received_at) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (r.event_id, r.reason, r.message, json.dumps(r.event), received_at),
+                    ).rowcount
+                    for r in rejected
+                )
+                db.execute("COMMIT")
+                return kept
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+        return self._run(write) if rejected else 0
+
+    def dead_letters(self, limit: int) -> DeadLetters:
+        def read(db: sqlite3.Connection) -> DeadLetters:
+            counts = dict(db.execute("SELECT reason, count(*) FROM dead_letters GROUP BY reason ORDER BY reason"))
+            rows = db.execute(
+                "SELECT event_id, reason, message, event, received_at FROM dead_letters ORDER BY seq DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+            latest = [
+                {"event_id": i, "reason": r, "message": m, "event": json.loads(e), "received_at": t}
+                for i, r, m, e, t in rows
+            ]
+            return DeadLetters(counts, latest)
+
+        return self._run(read)
 
     def set_coverage_start(self, start: float) -> None:
         self._run(lambda db: _set_meta(db, "coverage_start", start, "set"))

@@ -37,7 +37,7 @@ class StuckStore:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("status", "/v1/predict"), ("ping", "/v2/health/ready")],
+    [("read_snapshot", "/v1/predict"), ("ping", "/v2/health/ready")],
     ids=["predict waits on the store", "readiness waits on the store"],
 )
 def test_a_stuck_store_does_not_stall_liveness(make_service, warm_store_file, parity_flights, tmp_path, method, path):

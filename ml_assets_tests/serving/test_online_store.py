@@ -8,7 +8,7 @@ import pytest
 
 from ml_assets.serving.redis_store import RedisOnlineStore
 from ml_assets.serving.sqlite_store import SqliteOnlineStore
-from ml_assets.serving.store import Entry, OnlineStoreError, StoreEvent, TimeRange, open_store
+from ml_assets.serving.store import Entry, OnlineStoreError, StoreEvent, Tally, TimeRange, open_store
 
 DAY = date(2013, 2, 8)
 PUSHED = datetime(2013, 2, 7, 6, 0, tzinfo=timezone.utc)
@@ -80,6 +80,21 @@ def test_ranges_include_both_ends_and_come_back_oldest_first(store):
 
     assert [[t for t, *_ in entries] for entries in found] == [[100.0, 200.0], [200.0], [300.0], []]
     assert found[2] == [(300.0, None, ["LAX", 2475.0, None])]
+
+
+def test_tallies_count_and_sum_the_entries_after_one_time_up_to_another(store):
+    store.append([departure("d1", 1000.0, 5.0), departure("d2", 1060.0, 30.0), departure("d3", 1120.0, -2.5),
+                  scheduled("s1", 1000.0)], received_at=1.0)  # fmt: skip
+
+    counted = store.read_tallies([
+        Tally("departures", "origin=JFK", 1000.0, 1120.0),  # the first one is not after 1000
+        Tally("departures", "origin=JFK", 0.0, 1060.0),
+        Tally("scheduled", "JFK", 999.0, 1000.0),  # entries without values: sum 0
+        Tally("departures", "origin=LGA", 0.0, 1e12),
+        Tally("departures", "origin=JFK", 0.0, 1060.0, summed=False),  # a count alone
+    ])  # fmt: skip
+
+    assert counted == [(2, 27.5), (2, 35.0), (1, 0.0), (0, 0.0), (2, 0.0)]
 
 
 def test_watermark_and_coverage_come_from_progress_events_only(store):

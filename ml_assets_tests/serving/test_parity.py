@@ -1,5 +1,6 @@
-"""Parity: one real day's events replayed in time order give each flight, asked about at its
-prediction point, exactly its offline `flight_features` row, on SQLite and on Redis."""
+"""Parity: one real day's events replayed in time order, through the feed guard, give each flight,
+asked about at its prediction point, exactly its offline `flight_features` row, on SQLite and on
+Redis."""
 
 import time
 from datetime import timedelta
@@ -10,7 +11,7 @@ from ml_assets.flights.feature_spec import CONTEXT_COLUMNS, FEATURES, FEATURES_T
 from ml_assets.serving.assembly import FeatureAssembler, FlightQuery
 from ml_assets.serving.daily_features import daily_rows_from_lake
 from ml_assets.serving.events import day_events
-from ml_assets.serving.realtime import ingest
+from ml_assets.serving.feed_guard import FeedClock, guarded_ingest
 from ml_assets.serving.warmup import DAYS_BEFORE, parse_events
 from ml_assets_tests.serving.conftest import PARITY_DAY
 
@@ -49,7 +50,8 @@ def replay_and_ask(store, storage, day) -> dict:
         while known < len(events) and known_at(events[known]) <= at:
             known += 1
         if known > posted:
-            ingest(store, events[posted:known], time.time())
+            _, rejected = guarded_ingest(store, FeedClock(), events[posted:known], time.time())
+            assert rejected == []  # a real day is accepted whole
             posted = known
         query = FlightQuery(flight["carrier"], flight["flight"], flight["origin"], flight["dest"],
                             flight["sched_dep_utc"], flight["tailnum"])  # fmt: skip
