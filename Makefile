@@ -10,7 +10,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 # The live loop runs on its own data folder, landing zone and Dagster instance.
 LIVE_DIR := $(CURDIR)/data/live
-LIVE_ENV := ML_ASSETS_DATA_DIR=$(LIVE_DIR) ML_ASSETS_LANDING_DIR=$(LIVE_DIR)/landing DAGSTER_HOME=$(LIVE_DIR)/dagster_home ML_ASSETS_FEED_CLOCK=landing
+LIVE_ENV := ML_ASSETS_DATA_DIR=$(LIVE_DIR) ML_ASSETS_LANDING_DIR=$(LIVE_DIR)/landing DAGSTER_HOME=$(LIVE_DIR)/dagster_home ML_ASSETS_FEED_CLOCK=replay
 REPLAY ?= --days 21 --shift schedule+180 --shift-from 2013-10-10
 
 install: $(VENV)/.installed
@@ -42,7 +42,7 @@ replay: install
 # The champion behind the online service on 127.0.0.1:8000, its store warmed from the lake's last
 # day (run `make demo` first). HOST/PORT override the address.
 serve: install
-	$(BIN)/ml-assets serve --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8000) --warm-from-lake
+	ML_ASSETS_FEED_CLOCK=replay $(BIN)/ml-assets serve --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8000) --warm-from-lake
 
 # The suite on TEST_WORKERS processes (pytest-xdist), each test file whole on one of them (its
 # module fixtures built once); TEST_WORKERS=0 runs it in this process.

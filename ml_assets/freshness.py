@@ -4,14 +4,13 @@ Asset-level policies judge the latest materialization of any partition against t
 The per-partition SLA is a freshness check of each daily data asset judged on the **feed's
 clock**: for a live feed (`ML_ASSETS_FEED_CLOCK=wall`, the default) yesterday's partition must
 exist by 09:00 local time; for a feed whose data time is not wall time (a replay of 2013:
-`ML_ASSETS_FEED_CLOCK=landing`) the landing zone's deliveries set the clock: the newest landed day
+`ML_ASSETS_FEED_CLOCK=replay`) the landing zone's deliveries set the clock: the newest landed day
 must be processed within three quarters of the feed's interval (the median gap between its recent
 deliveries), and each further interval without a delivery makes the next day overdue. An on-time
 replay that keeps up is fresh; a stalled one is late within an interval of the missed delivery.
 The `freshness` sensor evaluates the checks every tick and records a result when one changes.
 """
 
-import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -20,11 +19,10 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from ml_assets.settings import TIMEZONE
+from ml_assets.settings import TIMEZONE, WALL_CLOCK, feed_clock
 
 DEADLINE_HOUR = 9  # yesterday's partition must exist by 09:00 local
 FRESHNESS_CHECK = "freshness_check"
-FEED_CLOCKS = ("wall", "landing")
 PACE_DAYS = 7  # the gaps between the newest deliveries that set a replay's pace
 PROCESSING_SHARE = 0.75  # of a replay's interval: the time a landed day has to be processed
 
@@ -47,13 +45,6 @@ def with_freshness(spec: dg.AssetSpec) -> dg.AssetSpec:
     """Partitioned layers by group; unpartitioned dimensions are refreshed weekly."""
     policy = POLICY_BY_GROUP.get(spec.group_name) if spec.partitions_def else STATIC_POLICY
     return dg.apply_freshness_policy(spec, policy) if policy else spec
-
-
-def feed_clock_kind() -> str:
-    kind = os.environ.get("ML_ASSETS_FEED_CLOCK") or "wall"
-    if kind not in FEED_CLOCKS:
-        raise ValueError(f"ML_ASSETS_FEED_CLOCK={kind!r}: expected one of {FEED_CLOCKS}")
-    return kind
 
 
 @dataclass(frozen=True)
@@ -93,11 +84,11 @@ def current_expected(source) -> Expected:
     from ml_assets.flights.contracts import DAILY_DATASETS
     from ml_assets.resources.sources import LandingZone
 
-    if feed_clock_kind() == "wall":
+    if feed_clock() == WALL_CLOCK:
         now = datetime.now(ZoneInfo(TIMEZONE))
         return Expected(expected_day(now), f"the wall clock, {now:%Y-%m-%d %H:%M} {TIMEZONE}")
     if not isinstance(source, LandingZone):
-        raise ValueError("ML_ASSETS_FEED_CLOCK=landing reads the landing zone's deliveries: set ML_ASSETS_LANDING_DIR")
+        raise ValueError("ML_ASSETS_FEED_CLOCK=replay reads the landing zone's deliveries: set ML_ASSETS_LANDING_DIR")
     return landing_expected(source.landed_at(DAILY_DATASETS), time.time())
 
 
@@ -112,7 +103,7 @@ def freshness_of(instance: dg.DagsterInstance, asset_keys, expected: Expected, l
     """Each daily asset: is the partition expected on the feed's clock (at most the partitions'
     last) materialized?"""
     day = min(expected.day, last_partition) if expected.day and last_partition else expected.day
-    metadata = {"expected_partition": str(day) if day else "none", "feed_clock": feed_clock_kind(), "basis": expected.basis}
+    metadata = {"expected_partition": str(day) if day else "none", "feed_clock": feed_clock(), "basis": expected.basis}
     found = []
     for key in asset_keys:
         present = day is None or _materialized(instance, key, day)

@@ -29,6 +29,19 @@ def _partitions_per_run(text: str | None) -> int | None:
 PARTITIONS_PER_RUN = _partitions_per_run(os.environ.get("ML_ASSETS_PARTITIONS_PER_RUN"))
 
 
+# Whose clock the data keeps: `wall` (a live feed: data time is wall time) or `replay` (a feed of past
+# days: freshness follows the landing zone's deliveries, the service its latest event).
+WALL_CLOCK, REPLAY_CLOCK = "wall", "replay"
+
+
+def feed_clock() -> str:
+    """ML_ASSETS_FEED_CLOCK: `wall` (unset or empty) or `replay`."""
+    kind = os.environ.get("ML_ASSETS_FEED_CLOCK") or WALL_CLOCK
+    if kind not in (WALL_CLOCK, REPLAY_CLOCK):
+        raise ValueError(f"ML_ASSETS_FEED_CLOCK={kind!r}: expected {WALL_CLOCK!r} or {REPLAY_CLOCK!r}")
+    return kind
+
+
 def data_dir() -> Path:
     """Where the local lake, landing zone and reports live."""
     return Path(os.environ.get("ML_ASSETS_DATA_DIR", PROJECT_ROOT / "data"))

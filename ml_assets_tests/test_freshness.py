@@ -65,7 +65,7 @@ def sensor_results(instance, landing: LandingZone, cursor=None) -> tuple[dict[st
 
 @pytest.fixture
 def replay(tmp_path, dagster_instance, monkeypatch):
-    monkeypatch.setenv("ML_ASSETS_FEED_CLOCK", "landing")
+    monkeypatch.setenv("ML_ASSETS_FEED_CLOCK", "replay")
     root = write_landing_zone(tmp_path / "landing", DAYS[0], DAYS[-1])
     record_run(dagster_instance, [a.key.to_user_string() for a in daily_assets], DAYS)
 

@@ -114,7 +114,7 @@ def test_the_serving_api_exports_every_serving_metric_queried(tmp_path):
     env = os.environ | {
         "ML_ASSETS_ENV": "local", "ML_ASSETS_DATA_DIR": str(tmp_path),
         "ML_ASSETS_ONLINE_STORE": "redis://127.0.0.1:6379/15", "ML_ASSETS_API_TOKEN": "test-token",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "ML_ASSETS_FEED_CLOCK": "replay",
         "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")]),
     }  # fmt: skip
     command = [sys.executable, "-m", "ml_assets.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]

@@ -190,8 +190,9 @@ def run(rates: list[float], duration: float = 3.0, runs: int = 1, workers: int =
         (scratch / "data").mkdir()
         (scratch / "data" / "lake").symlink_to(data_dir() / "lake")
         bodies = _bodies(scratch, tracking_uri)
-        base_env = {k: v for k, v in os.environ.items() if k not in ("ML_ASSETS_API_TOKEN", "ML_ASSETS_ONLINE_STORE")}
-        base_env |= {"ML_ASSETS_DATA_DIR": str(scratch / "data"), "MLFLOW_TRACKING_URI": tracking_uri,
+        unset = ("ML_ASSETS_API_TOKEN", "ML_ASSETS_READ_TOKEN", "ML_ASSETS_RATE_LIMIT", "ML_ASSETS_RATE_LIMIT_BURST", "ML_ASSETS_ONLINE_STORE")
+        base_env = {k: v for k, v in os.environ.items() if k not in unset}
+        base_env |= {"ML_ASSETS_DATA_DIR": str(scratch / "data"), "MLFLOW_TRACKING_URI": tracking_uri, "ML_ASSETS_FEED_CLOCK": "replay",
                      "PYTHONPATH": str(PROJECT_ROOT), "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
                      # mlflow starts `uvicorn` by name: this interpreter's
                      "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}  # fmt: skip

@@ -26,7 +26,6 @@ from ml_assets.flights.features import HISTORY_GROUPS
 from ml_assets.serving.daily_features import (
     AIRCRAFT_COLUMNS,
     CALENDAR,
-    CALENDAR_COLUMNS,
     CATALOG,
     aircraft_key,
     distance_key,

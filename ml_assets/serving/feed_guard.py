@@ -3,9 +3,9 @@
 the service is not ready.
 
 The feed's clock is the reference for "too far ahead":
-- live (`ML_ASSETS_FEED_CLOCK=live`): the wall clock. A departure or observation may lie at most
-  `max_ahead_s` (300 s) past it;
-- replay (the default: the embedded data is 2013's): the latest departure or observation the store
+- wall (`ML_ASSETS_FEED_CLOCK=wall`, the default: a live feed): the wall clock. A departure or
+  observation may lie at most `max_ahead_s` (300 s) past it;
+- replay (`ML_ASSETS_FEED_CLOCK=replay`: a feed of past days, as the embedded 2013 data): the latest departure or observation the store
   applied (its watermark), advanced by each one accepted in a batch; on a store without one, the end
   of the newest day with daily features. A departure or observation may lie at most `replay_gap_s`
   (6 h) past it: a replay jumps over the feed's quiet hours (2013's longest gap between two
@@ -31,8 +31,8 @@ from ml_assets.serving.daily_features import CATALOG, FLEET
 from ml_assets.serving.realtime import LOCAL, FlightPoint, flight_key, ingest, schedule_range
 from ml_assets.serving.schemas import DepartureEvent, ScheduleEvent, WeatherEvent
 from ml_assets.serving.store import AppendResult, OnlineStore, Rejection, StoreStatus
+from ml_assets.settings import REPLAY_CLOCK, WALL_CLOCK, feed_clock
 
-LIVE, REPLAY = "live", "replay"
 SCHEDULE_HORIZON = timedelta(hours=48)
 # replay: plausible while the state's clock lies between a day before the newest daily features'
 # day and two days after it (the daily push may lag the feed by a day)
@@ -45,14 +45,14 @@ UNKNOWN_CARRIER, UNKNOWN_AIRPORT, UNKNOWN_TAILNUM = "unknown_carrier", "unknown_
 
 @dataclass(frozen=True)
 class FeedClock:
-    mode: str = REPLAY
+    mode: str = WALL_CLOCK
     max_ahead_s: float = 300.0  # live: past the wall clock
     replay_gap_s: float = 6 * 3600.0  # replay: past the latest departure or observation
     max_staleness_s: float = 6 * 3600.0  # live: the state's clock this far behind the wall clock is stale
 
     def __post_init__(self):
-        if self.mode not in (LIVE, REPLAY):
-            raise ValueError(f"ML_ASSETS_FEED_CLOCK={self.mode!r}: expected {LIVE!r} or {REPLAY!r}")
+        if self.mode not in (WALL_CLOCK, REPLAY_CLOCK):
+            raise ValueError(f"feed clock {self.mode!r}: expected {WALL_CLOCK!r} or {REPLAY_CLOCK!r}")
 
     @classmethod
     def from_env(cls) -> FeedClock:
@@ -60,7 +60,7 @@ class FeedClock:
         ML_ASSETS_FEED_MAX_STALENESS_SECONDS."""
         default = cls()
         return cls(
-            mode=os.environ.get("ML_ASSETS_FEED_CLOCK") or default.mode,
+            mode=feed_clock(),
             max_ahead_s=float(os.environ.get("ML_ASSETS_EVENT_MAX_AHEAD_SECONDS") or default.max_ahead_s),
             replay_gap_s=float(os.environ.get("ML_ASSETS_REPLAY_MAX_GAP_SECONDS") or default.replay_gap_s),
             max_staleness_s=float(os.environ.get("ML_ASSETS_FEED_MAX_STALENESS_SECONDS") or default.max_staleness_s),
@@ -68,7 +68,7 @@ class FeedClock:
 
     @property
     def allowance_s(self) -> float:
-        return self.max_ahead_s if self.mode == LIVE else self.replay_gap_s
+        return self.max_ahead_s if self.mode == WALL_CLOCK else self.replay_gap_s
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def screen(store: OnlineStore, clock: FeedClock, events: Sequence, now: float) -
         accepted.append(event)
         if isinstance(event, ScheduleEvent):
             known.published[_key(event)] = event.tailnum
-        if clock.mode == REPLAY and _is_progress(event):
+        if clock.mode == REPLAY_CLOCK and _is_progress(event):
             reference = max(reference, _progress_time(event)) if observed else _progress_time(event)
             observed = True
     return Screened(accepted, rejected)
@@ -114,7 +114,7 @@ def guarded_ingest(store: OnlineStore, clock: FeedClock, events: Sequence, recei
 def implausible_state(clock: FeedClock, status: StoreStatus, now: float) -> str | None:
     """Why the real-time state cannot be trusted now, or None."""
     watermark = status.watermark
-    if clock.mode == LIVE:
+    if clock.mode == WALL_CLOCK:
         if watermark is None:
             return "live feed: the online store has no departure or observation yet"
         if watermark > now + clock.max_ahead_s:
@@ -179,7 +179,7 @@ class _Known:
 
 
 def _reference(clock: FeedClock, status: StoreStatus, newest: date | None, now: float) -> float | None:
-    if clock.mode == LIVE:
+    if clock.mode == WALL_CLOCK:
         return now
     if status.watermark is not None:
         return status.watermark
@@ -190,7 +190,7 @@ def _time_problem(clock: FeedClock, event, reference: float | None) -> tuple[str
     if reference is None:
         return None
     allowance = clock.allowance_s
-    what = "the wall clock" if clock.mode == LIVE else "the feed's clock (its latest departure or observation)"
+    what = "the wall clock" if clock.mode == WALL_CLOCK else "the feed's clock (its latest departure or observation)"
     checks = []
     if _is_progress(event):
         checks.append((_progress_field(event), _progress_time(event), allowance))

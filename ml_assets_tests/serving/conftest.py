@@ -127,7 +127,9 @@ def warm_store_file(real_lake, tmp_path_factory) -> Path:
 def make_service(registry, warm_store_file, tmp_path):
     """Builds services on the test's registry, each with its own copy of the warm store; stops them."""
     from ml_assets.serving.guardrails import GuardrailLimits
+    from ml_assets.serving.feed_guard import FeedClock
     from ml_assets.serving.service import ServingService, ServingSettings
+    from ml_assets.settings import REPLAY_CLOCK
 
     built = []
 
@@ -140,6 +142,7 @@ def make_service(registry, warm_store_file, tmp_path):
             data_dir=data_dir, store_url=None, tracking_uri=registry.tracking_uri, api_token=token,
             max_batch=max_batch, poll_interval_s=poll_interval_s, guardrails=limits or GuardrailLimits(),
             read_token=read_token, rate_limit_per_s=rate_limit_per_s, rate_limit_burst=rate_limit_burst,
+            feed_clock=FeedClock(mode=REPLAY_CLOCK),  # the warm store holds a day of 2013
         )  # fmt: skip
         service = ServingService(settings, store=store, registry=registry, loader=loader, prediction_log=prediction_log)
         built.append(service)

@@ -13,14 +13,15 @@ from ml_assets.serving.app import create_app
 from ml_assets.serving.assembly import FeatureAssembler, FlightQuery
 from ml_assets.serving.daily_features import daily_rows_from_lake
 from ml_assets.serving.events import day_events
-from ml_assets.serving.feed_guard import LIVE, FeedClock, guarded_ingest, implausible_state, screen
+from ml_assets.serving.feed_guard import FeedClock, guarded_ingest, implausible_state, screen
+from ml_assets.settings import REPLAY_CLOCK, WALL_CLOCK
 from ml_assets.serving.realtime import LOCAL
 from ml_assets.serving.store import StoreStatus
 from ml_assets.serving.warmup import DAYS_BEFORE, parse_events
 from ml_assets_tests.serving.conftest import PARITY_DAY
 
 HELD_BACK = 300  # the day's last events, posted after the hostile ones
-REPLAY = FeedClock()
+REPLAY = FeedClock(mode=REPLAY_CLOCK)
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +180,7 @@ def test_on_an_empty_store_the_daily_features_day_is_the_clock_until_the_first_o
 def test_live_mode_takes_the_wall_clock(store, real_lake):
     rows, _ = daily_rows_from_lake(real_lake, PARITY_DAY)
     store.write_daily(PARITY_DAY, rows, datetime.now(timezone.utc))
-    live = FeedClock(mode=LIVE, max_ahead_s=300)
+    live = FeedClock(mode=WALL_CLOCK, max_ahead_s=300)
     now = datetime(2013, 2, 8, 12, 0, tzinfo=LOCAL)
     events = parse_events([weather("w-now", now + timedelta(minutes=4)), weather("w-ahead", now + timedelta(minutes=6)),
                            weather("w-past", now - timedelta(hours=3))])  # fmt: skip
@@ -216,7 +217,7 @@ def test_implausible_state_in_a_replay():
 
 
 def test_implausible_state_in_live_mode():
-    live = FeedClock(mode=LIVE, max_ahead_s=300, max_staleness_s=3600)
+    live = FeedClock(mode=WALL_CLOCK, max_ahead_s=300, max_staleness_s=3600)
     now = datetime(2013, 2, 8, 12, 0, tzinfo=LOCAL).timestamp()
 
     assert implausible_state(live, status(now - 600), now) is None

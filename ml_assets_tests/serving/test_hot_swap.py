@@ -46,7 +46,7 @@ def test_three_champion_swaps_under_load_fail_no_request(registry, warm_store_fi
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if k not in ("ML_ASSETS_ONLINE_STORE", "ML_ASSETS_API_TOKEN")} | {
         "ML_ASSETS_DATA_DIR": str(data_dir), "MLFLOW_TRACKING_URI": registry.tracking_uri,
-        "ML_ASSETS_REGISTRY_POLL_SECONDS": "0.5", "PYTHONPATH": str(PROJECT_ROOT),
+        "ML_ASSETS_REGISTRY_POLL_SECONDS": "0.5", "PYTHONPATH": str(PROJECT_ROOT), "ML_ASSETS_FEED_CLOCK": "replay",
     }  # fmt: skip
     server = subprocess.Popen(
         [sys.executable, "-m", "ml_assets.cli", "serve", "--port", str(port)],

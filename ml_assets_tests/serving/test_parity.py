@@ -13,6 +13,7 @@ from ml_assets.serving.daily_features import daily_rows_from_lake
 from ml_assets.serving.events import day_events
 from ml_assets.serving.feed_guard import FeedClock, guarded_ingest
 from ml_assets.serving.warmup import DAYS_BEFORE, parse_events
+from ml_assets.settings import REPLAY_CLOCK
 from ml_assets_tests.serving.conftest import PARITY_DAY
 
 TOLERANCE = 1e-6
@@ -50,7 +51,7 @@ def replay_and_ask(store, storage, day) -> dict:
         while known < len(events) and known_at(events[known]) <= at:
             known += 1
         if known > posted:
-            _, rejected = guarded_ingest(store, FeedClock(), events[posted:known], time.time())
+            _, rejected = guarded_ingest(store, FeedClock(mode=REPLAY_CLOCK), events[posted:known], time.time())
             assert rejected == []  # a real day is accepted whole
             posted = known
         query = FlightQuery(flight["carrier"], flight["flight"], flight["origin"], flight["dest"],

@@ -35,7 +35,8 @@ def two_workers(registry, warm_store_file, tmp_path):
         port = probe.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if k not in ("ML_ASSETS_ONLINE_STORE", "ML_ASSETS_API_TOKEN")}
     env |= {"ML_ASSETS_DATA_DIR": str(data_dir), "MLFLOW_TRACKING_URI": registry.tracking_uri,
-            "ML_ASSETS_REGISTRY_POLL_SECONDS": "0.3", "PYTHONPATH": str(PROJECT), "OMP_NUM_THREADS": "1"}  # fmt: skip
+            "ML_ASSETS_REGISTRY_POLL_SECONDS": "0.3", "PYTHONPATH": str(PROJECT), "OMP_NUM_THREADS": "1",
+            "ML_ASSETS_FEED_CLOCK": "replay"}  # fmt: skip
     process = subprocess.Popen(
         [sys.executable, "-m", "ml_assets.cli", "serve", "--workers", str(WORKERS), "--port", str(port)],
         env=env, cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
