@@ -164,6 +164,17 @@ def flight_request(row: dict) -> dict:
     return request | ({"tailnum": row["tailnum"]} if row["tailnum"] else {})
 
 
+def json_tensors(rows: pl.DataFrame) -> list[dict]:
+    """One v2 JSON input tensor per feature column of the `flight_features` rows."""
+    from ml_assets.flights.feature_spec import CATEGORICAL_FEATURES, FEATURES
+
+    return [
+        {"name": c, "datatype": "BYTES" if c in CATEGORICAL_FEATURES else "FP64", "shape": [rows.height],
+         "data": rows.get_column(c).cast(pl.String if c in CATEGORICAL_FEATURES else pl.Float64).to_list()}
+        for c in FEATURES
+    ]  # fmt: skip
+
+
 @contextmanager
 def served(app, http: str = "auto"):
     """The app on uvicorn (HTTP implementation `http`) in a thread on a free port of 127.0.0.1;

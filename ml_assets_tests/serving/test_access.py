@@ -5,16 +5,15 @@ import sqlite3
 import time
 from datetime import datetime
 
-import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
-from ml_assets.flights.feature_spec import CATEGORICAL_FEATURES, FEATURES, FEATURES_TABLE
+from ml_assets.flights.feature_spec import FEATURES_TABLE
 from ml_assets.serving.access import MAX_CALLERS, AccessSettings, RateLimiter
 from ml_assets.serving.app import create_app
 from ml_assets.serving.prediction_log import FIELDS, SqlitePredictionLog
 from ml_assets.serving.realtime import LOCAL
-from ml_assets_tests.serving.conftest import PARITY_DAY, flight_request
+from ml_assets_tests.serving.conftest import PARITY_DAY, flight_request, json_tensors
 
 WRITE_TOKEN, READ_TOKEN = "write-s3cret", "read-s3cret"
 TOKENS = {"none": None, "wrong": "not-the-token", "read": READ_TOKEN, "write": WRITE_TOKEN}
@@ -26,11 +25,7 @@ WRITE = {"none": 401, "wrong": 401, "read": 403, "write": 200}
 @pytest.fixture(scope="module")
 def bodies(real_lake, parity_flights) -> dict:
     rows = real_lake.scan(FEATURES_TABLE, PARITY_DAY, PARITY_DAY).collect().sort("flight_id").head(2)
-    inputs = [
-        {"name": c, "datatype": "BYTES" if c in CATEGORICAL_FEATURES else "FP64", "shape": [2],
-         "data": rows.get_column(c).cast(pl.String if c in CATEGORICAL_FEATURES else pl.Float64).to_list()}
-        for c in FEATURES
-    ]  # fmt: skip
+    inputs = json_tensors(rows)
     flight = flight_request(parity_flights.sort("flight_id").row(0, named=True))
     event = {"type": "weather", "event_id": "w-access", "origin": "JFK", "observed_at": "2013-02-09T23:00:00Z"}
     return {"predict": {"flights": [flight]}, "infer": {"inputs": inputs}, "events": {"events": [event]}}

@@ -12,7 +12,7 @@ from ml_assets.flights.feature_spec import CONTEXT_COLUMNS, FEATURES, FEATURES_T
 from ml_assets.models.scoring import load_scoring_model
 from ml_assets.serving.app import create_app
 from ml_assets.serving.schemas import PredictResponse
-from ml_assets_tests.serving.conftest import PARITY_DAY, flight_request
+from ml_assets_tests.serving.conftest import PARITY_DAY, flight_request, json_tensors
 
 CONTRACT_METRICS = [
     "ml_assets_serving_requests_total", "ml_assets_serving_request_duration_seconds",
@@ -195,11 +195,7 @@ def test_bad_events_are_422(client, event, says):
 
 def test_inference_protocol_scores_full_vectors_like_the_model(client, offline, registry):
     rows = offline.sort("flight_id").head(25)
-    inputs = [
-        {"name": c, "datatype": "BYTES" if c in ("carrier", "origin", "dest") else "FP64", "shape": [rows.height],
-         "data": rows.get_column(c).cast(pl.String if c in ("carrier", "origin", "dest") else pl.Float64).to_list()}
-        for c in FEATURES
-    ]  # fmt: skip
+    inputs = json_tensors(rows)
 
     response = client.post("/v2/models/flight_disruption/infer", json={"id": "r1", "inputs": inputs})
 

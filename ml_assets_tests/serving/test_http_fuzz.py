@@ -6,14 +6,13 @@ route's error shape. A bounded number of requests per route."""
 
 import json
 
-import polars as pl
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from ml_assets.flights.feature_spec import CATEGORICAL_FEATURES, FEATURES, FEATURES_TABLE
+from ml_assets.flights.feature_spec import FEATURES_TABLE
 from ml_assets.serving.app import create_app
-from ml_assets_tests.serving.conftest import PARITY_DAY, flight_request, served
+from ml_assets_tests.serving.conftest import PARITY_DAY, flight_request, json_tensors, served
 from ml_assets_tests.serving.keep_alive import KeepAlive
 
 EXAMPLES = 150  # per route
@@ -70,11 +69,7 @@ def bodies(draw, valid: dict) -> bytes:
 @pytest.fixture(scope="module")
 def valid_bodies(real_lake, parity_flights) -> dict:
     rows = real_lake.scan(FEATURES_TABLE, PARITY_DAY, PARITY_DAY).collect().sort("flight_id").head(2)
-    inputs = [
-        {"name": c, "datatype": "BYTES" if c in CATEGORICAL_FEATURES else "FP64", "shape": [2],
-         "data": rows.get_column(c).cast(pl.String if c in CATEGORICAL_FEATURES else pl.Float64).to_list()}
-        for c in FEATURES
-    ]  # fmt: skip
+    inputs = json_tensors(rows)
     event = {"type": "weather", "event_id": "w-fuzz", "origin": "JFK", "observed_at": "2013-02-09T23:00:00Z", "temp": 20.5}
     return {
         "/v1/predict": {"flights": [flight_request(r) for r in parity_flights.sort("flight_id").head(2).to_dicts()]},
