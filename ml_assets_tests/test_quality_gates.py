@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from ml_assets.flights.quality_gates import QUALITY_GATES
-from ml_assets.quality.gates import QualityGate, evaluate_gates, gate_check_specs
+from ml_assets.quality.gates import QualityGate, evaluate_gates, evaluate_gates_by_day, gate_check_specs
 from ml_assets.quality.validation import QUARANTINE_SCHEMA, ValidationResult
 from ml_assets_tests.test_validation import KEY, SCHEMA
 
@@ -252,3 +252,31 @@ def test_as_many_short_days_as_the_table_has_columns_are_all_listed():
     frame = pl.concat([clean_rows(10, day=day, first_id=100 * n) for n, day in enumerate(four)])
     short = gates(frame, FLIGHTS_ROWS_GATE, four)["rows_per_day"]
     assert not short.passed and len(short.metadata["short_days"].value.splitlines()) == 2 + 4
+
+
+def test_each_day_of_a_ranged_run_is_gated_on_its_own_rows_and_deliveries():
+    wednesday, thursday = TUESDAY + timedelta(days=1), TUESDAY + timedelta(days=2)
+    one_broken = clean_rows(100, score=lambda i: 150.0 if i == 0 else 50.0)  # a stored row out of range
+    clean = pl.concat([one_broken, clean_rows(120, wednesday, first_id=1000)])
+    rejected = pl.DataFrame(
+        {"rule": ["in_range"], "column": ["score"], "value": ["150"], "_source_file": ["f.csv"],
+         "_source_row": [7], "source_record": ["{}"], "date": [wednesday]},
+        schema=QUARANTINE_SCHEMA | {"date": pl.Date},
+    )  # fmt: skip
+    result = ValidationResult(clean=clean, quarantine=rejected, raw_rows=221)
+    gate = QualityGate(max_quarantine_rate=0.005, min_rows_per_day=100)
+
+    by_day = evaluate_gates_by_day(result, {TUESDAY: 100, wednesday: 121}, SCHEMA, KEY, gate, [TUESDAY, wednesday, thursday])
+
+    judged = {day: {g.check_name: g for g in results} for day, results in by_day.items()}
+    assert [judged[d]["schema_conforms"].passed for d in (TUESDAY, wednesday, thursday)] == [False, True, True]
+    assert [judged[d]["quarantine_rate"].passed for d in (TUESDAY, wednesday, thursday)] == [True, False, True]
+    assert judged[wednesday]["quarantine_rate"].metadata["quarantine_rate"].value == pytest.approx(1 / 121)
+    assert [judged[d]["rows_per_day"].passed for d in (TUESDAY, wednesday, thursday)] == [True, True, False]
+
+
+def test_a_daily_tables_gates_are_partitioned_like_the_table():
+    daily = dg.DailyPartitionsDefinition(start_date="2013-01-01")
+    specs = gate_check_specs("flights", FLIGHTS_ROWS_GATE, daily)
+    assert specs and all(spec.partitions_def == daily for spec in specs)
+    assert all(spec.partitions_def is None for spec in gate_check_specs("planes", QualityGate(max_quarantine_rate=0.01)))

@@ -59,11 +59,14 @@ TESTS_BY_MODULE = {
         "ml_assets_tests/test_validation.py",
         "ml_assets_tests/test_short_deliveries.py",
         "ml_assets_tests/test_sources.py",
+        "ml_assets_tests/test_feed_corrections.py",
     ],
     "ml_assets/quality/validation.py": [
         "ml_assets_tests/test_validation.py",
+        "ml_assets_tests/test_quality_gates.py",
         "ml_assets_tests/test_leakage.py",
         "ml_assets_tests/test_sources.py",
+        "ml_assets_tests/test_feed_corrections.py",
     ],
     "ml_assets/resources/storage.py": ["ml_assets_tests/test_storage.py"],
     "ml_assets/models/registry.py": [
