@@ -128,6 +128,34 @@ def test_a_failed_step_of_the_daily_chain_alerts_at_once_and_the_sensor_does_not
     assert len(received) == 1  # the safety nets see the step alerted: no second alert of the run nor the gate
 
 
+def test_each_failed_step_of_a_partitioned_run_alerts_with_its_job_partition_and_error(instance, webhook):
+    url, received = webhook
+    daily = dg.DailyPartitionsDefinition(start_date="2013-10-01")
+
+    @dg.asset(hooks={step_failure_alert}, partitions_def=daily)
+    def weather():
+        raise ValueError("visibility out of range " + "x" * 2000)
+
+    @dg.asset(hooks={step_failure_alert}, partitions_def=daily)
+    def flights():
+        raise ValueError("rows cut off")
+
+    result = dg.materialize(
+        [weather, flights], instance=instance, partition_key="2013-10-10",
+        resources={"notifier": Notifier(webhook_url=url)}, raise_on_error=False,
+    )  # fmt: skip
+    by_step = {alert["step"]: alert for alert in received}
+    assert sorted(by_step) == ["flights", "weather"]
+    alert = by_step["weather"]
+    assert (alert["job"], alert["partition"], alert["severity"]) == ("__ephemeral_asset_job__", "2013-10-10", "ERROR")
+    assert alert["text"].startswith("[ml_assets ERROR] step weather of __ephemeral_asset_job__ failed (job __ephemeral_asset_job__, run ")
+    assert alert["error"].startswith("visibility out of range") and len(alert["error"]) == 1500
+    assert instance.get_run_by_id(result.run_id).tags["ml_assets/alerted_steps"] == "flights,weather"
+
+    alert_run_failure(instance, url, result.dagster_run)
+    assert len(received) == 2  # every failed step alerted itself: the run's safety net sends nothing
+
+
 def test_a_check_that_alerted_itself_is_not_alerted_again_by_the_sensor(instance, webhook):
     url, received = webhook
     sensor = Sensor(check_failure_alerts, instance, url)
