@@ -164,6 +164,23 @@ def flight_request(row: dict) -> dict:
     return request | ({"tailnum": row["tailnum"]} if row["tailnum"] else {})
 
 
+def events_of_days_up_to(storage: DeltaStorage, day: date) -> list:
+    """The parsed events of `day` and the DAYS_BEFORE days before it, day by day (each day's in its
+    own order), from the processed tables."""
+    from ml_assets.serving.events import day_events
+    from ml_assets.serving.warmup import DAYS_BEFORE, parse_events
+
+    first = day - timedelta(days=DAYS_BEFORE)
+    flights = storage.scan("processed/flights", first, day).collect()
+    weather = storage.scan("processed/weather", first, day).collect()
+    events = []
+    for offset in range(DAYS_BEFORE + 1):
+        current = first + timedelta(days=offset)
+        batch = day_events(flights.filter(pl.col("date") == current), weather.filter(pl.col("date") == current))
+        events += [e for start in range(0, len(batch), 1000) for e in parse_events(batch[start : start + 1000])]
+    return events
+
+
 def json_tensors(rows: pl.DataFrame) -> list[dict]:
     """One v2 JSON input tensor per feature column of the `flight_features` rows."""
     from ml_assets.flights.feature_spec import CATEGORICAL_FEATURES, FEATURES

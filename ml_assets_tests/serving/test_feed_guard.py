@@ -5,20 +5,18 @@ SQLite and the Redis store alike, with the real day of the parity test."""
 
 from datetime import datetime, timedelta, timezone
 
-import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
 from ml_assets.serving.app import create_app
 from ml_assets.serving.assembly import FeatureAssembler, FlightQuery
 from ml_assets.serving.daily_features import daily_rows_from_lake
-from ml_assets.serving.events import day_events
 from ml_assets.serving.feed_guard import FeedClock, guarded_ingest, implausible_state, screen
 from ml_assets.settings import REPLAY_CLOCK, WALL_CLOCK
 from ml_assets.serving.realtime import LOCAL
 from ml_assets.serving.store import StoreStatus
-from ml_assets.serving.warmup import DAYS_BEFORE, parse_events
-from ml_assets_tests.serving.conftest import PARITY_DAY
+from ml_assets.serving.warmup import parse_events
+from ml_assets_tests.serving.conftest import PARITY_DAY, events_of_days_up_to
 
 HELD_BACK = 300  # the day's last events, posted after the hostile ones
 REPLAY = FeedClock(mode=REPLAY_CLOCK)
@@ -27,15 +25,7 @@ REPLAY = FeedClock(mode=REPLAY_CLOCK)
 @pytest.fixture(scope="module")
 def real_events(real_lake) -> list:
     """The events of the parity day and the days before, in the order they become known."""
-    first = PARITY_DAY - timedelta(days=DAYS_BEFORE)
-    flights = real_lake.scan("processed/flights", first, PARITY_DAY).collect()
-    weather = real_lake.scan("processed/weather", first, PARITY_DAY).collect()
-    events = []
-    for offset in range(DAYS_BEFORE + 1):
-        day = first + timedelta(days=offset)
-        batch = day_events(flights.filter(pl.col("date") == day), weather.filter(pl.col("date") == day))
-        events += [e for start in range(0, len(batch), 1000) for e in parse_events(batch[start : start + 1000])]
-    return events
+    return events_of_days_up_to(real_lake, PARITY_DAY)
 
 
 @pytest.fixture

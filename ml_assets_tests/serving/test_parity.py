@@ -10,11 +10,9 @@ import polars as pl
 from ml_assets.flights.feature_spec import CONTEXT_COLUMNS, FEATURES, FEATURES_TABLE
 from ml_assets.serving.assembly import FeatureAssembler, FlightQuery
 from ml_assets.serving.daily_features import daily_rows_from_lake
-from ml_assets.serving.events import day_events
 from ml_assets.serving.feed_guard import FeedClock, guarded_ingest
-from ml_assets.serving.warmup import DAYS_BEFORE, parse_events
 from ml_assets.settings import REPLAY_CLOCK
-from ml_assets_tests.serving.conftest import PARITY_DAY
+from ml_assets_tests.serving.conftest import PARITY_DAY, events_of_days_up_to
 
 TOLERANCE = 1e-6
 
@@ -33,18 +31,10 @@ def replay_and_ask(store, storage, day) -> dict:
 
     rows, _ = daily_rows_from_lake(storage, day)
     store.write_daily(day, rows, datetime.now(timezone.utc))
-    first = day - timedelta(days=DAYS_BEFORE)
-    flights = storage.scan("processed/flights", first, day).collect()
-    weather = storage.scan("processed/weather", first, day).collect()
-    events = []
-    for offset in range(DAYS_BEFORE + 1):
-        current = first + timedelta(days=offset)
-        batch = day_events(flights.filter(pl.col("date") == current), weather.filter(pl.col("date") == current))
-        events += [e for start in range(0, len(batch), 1000) for e in parse_events(batch[start : start + 1000])]
-    events.sort(key=known_at)
+    events = sorted(events_of_days_up_to(storage, day), key=known_at)
 
     assembler, online, posted = FeatureAssembler(store), {}, 0
-    targets = flights.filter(pl.col("date") == day).sort("sched_dep_utc", "flight_id")
+    targets = storage.scan("processed/flights", day, day).collect().sort("sched_dep_utc", "flight_id")
     for flight in targets.iter_rows(named=True):
         at = (flight["sched_dep_utc"] - timedelta(hours=2)).timestamp()
         known = posted
